@@ -1,0 +1,94 @@
+//! `lfm-agent generate`.
+
+use std::io::Write;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use lfm_engine::generate::generate;
+use lfm_engine::session::Session;
+use lfm_engine::text::{Message, Role};
+
+use super::common::{ModelArgs, SamplingArgs};
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// The user message (rendered with the model's chat template unless --raw).
+    #[arg(long)]
+    prompt: String,
+    /// A system message.
+    #[arg(long)]
+    system: Option<String>,
+    /// Feed the prompt as is, without the chat template.
+    #[arg(long)]
+    raw: bool,
+    #[command(flatten)]
+    sampling: SamplingArgs,
+    /// Print prefill and decode speed to stderr.
+    #[arg(long)]
+    stats: bool,
+    /// Print one JSON object instead of streaming text.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(a: GenerateArgs) -> Result<()> {
+    let m = a.model.load()?;
+    let tok = m.tokenizer.as_ref().with_context(|| {
+        format!(
+            "{}: no tokenizer.json; `generate` needs one (use `logits --tokens` for token ids)",
+            a.model.model.display()
+        )
+    })?;
+    let text = if a.raw {
+        a.prompt.clone()
+    } else {
+        let mut msgs = Vec::new();
+        if let Some(s) = &a.system {
+            msgs.push(Message::new(Role::System, s.clone()));
+        }
+        msgs.push(Message::new(Role::User, a.prompt.clone()));
+        m.template.render(&msgs, &[], true)?
+    };
+    let ids = tok.encode(&text)?;
+    if ids.is_empty() {
+        anyhow::bail!("--prompt: the prompt encodes to no tokens");
+    }
+    let opts = a.sampling.options(&m);
+    let mut session = Session::new(m.model.clone(), a.model.context(&m)?)?;
+    let stdout = std::io::stdout();
+    let json = a.json;
+    let out = generate(&mut session, Some(tok), &ids, &opts, &mut |piece| {
+        if !json {
+            let mut lock = stdout.lock();
+            // A closed pipe must not abort generation; the final result still reports.
+            let _ = lock.write_all(piece.as_bytes());
+            let _ = lock.flush();
+        }
+    })?;
+    if json {
+        let v = serde_json::json!({
+            "text": out.text,
+            "finish_reason": out.finish_reason.as_str(),
+            "prompt_tokens": out.prompt_tokens,
+            "completion_tokens": out.tokens.len(),
+        });
+        println!("{v}");
+    } else {
+        println!();
+    }
+    if a.stats {
+        eprintln!(
+            "prefill: {} tokens in {:.3} s ({:.1} tok/s); decode: {} tokens in {:.3} s ({:.1} tok/s); finish: {}",
+            out.prompt_tokens,
+            out.prefill_secs,
+            out.prefill_tok_s(),
+            out.decode_steps,
+            out.decode_secs,
+            out.decode_tok_s(),
+            out.finish_reason.as_str()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,40 @@
+//! Command-line parsing and dispatch.
+
+mod chat;
+mod common;
+mod generate;
+mod logits;
+mod synth;
+
+use clap::{Parser, Subcommand};
+
+/// Local LFM2.5 inference and agents.
+#[derive(Debug, Parser)]
+#[command(name = "lfm-agent", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Generate a completion for one prompt, streaming it to stdout.
+    Generate(generate::GenerateArgs),
+    /// Interactive chat on stdin/stdout (`/reset` starts over, `/exit` or end of input quits).
+    Chat(chat::ChatArgs),
+    /// Write a random-weight model folder of a published shape (meaningless output; for tests,
+    /// demos and benchmarks without a download).
+    Synth(synth::SynthArgs),
+    /// Print the logits at every position of a token sequence.
+    Logits(logits::LogitsArgs),
+}
+
+/// Runs the parsed command.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Generate(a) => generate::run(a),
+        Command::Chat(a) => chat::run(a),
+        Command::Synth(a) => synth::run(a),
+        Command::Logits(a) => logits::run(a),
+    }
+}

@@ -1,0 +1,393 @@
+//! End-to-end tests of the `lfm-agent` binary: synth, generate, logits, and the errors a user
+//! sees for bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_lfm-agent"))
+}
+
+fn run(args: &[&str]) -> Output {
+    bin().args(args).output().expect("lfm-agent runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn fixture(case: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../engine/tests/fixtures/parity")
+        .join(case)
+}
+
+/// Copies a fixture model folder (weights and config only) into a temp dir to damage it.
+fn copy_fixture(case: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for e in std::fs::read_dir(fixture(case)).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(&p, dir.path().join(p.file_name().unwrap())).unwrap();
+    }
+    dir
+}
+
+fn synth_tiny() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let o = run(&["synth", "--preset", "tiny", "--out", out]);
+    assert!(o.status.success(), "synth failed: {}", stderr(&o));
+    dir
+}
+
+fn logits_json(args: &[&str]) -> serde_json::Value {
+    let o = run(args);
+    assert!(o.status.success(), "logits failed: {}", stderr(&o));
+    serde_json::from_slice(&o.stdout).expect("logits --json prints JSON")
+}
+
+fn max_diff(a: &serde_json::Value, b: &serde_json::Value) -> f64 {
+    let rows = |v: &serde_json::Value| -> Vec<f64> {
+        v["logits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|r| {
+                r.as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.as_f64().unwrap())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    let (a, b) = (rows(a), rows(b));
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max)
+}
+
+#[test]
+fn synth_tiny_then_generate_json_reports_tokens_and_finish_reason() {
+    let dir = synth_tiny();
+    let model = dir.path().to_str().unwrap();
+    for f in [
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "chat_template.jinja",
+        "generation_config.json",
+    ] {
+        assert!(dir.path().join(f).is_file(), "synth wrote no {f}");
+    }
+    let o = run(&[
+        "generate",
+        "--model",
+        model,
+        "--prompt",
+        "Disk full on db-1",
+        "--max-tokens",
+        "12",
+        "--seed",
+        "1",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("synthetic random-weight model"),
+        "no synthetic warning: {}",
+        stderr(&o)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let completion = v["completion_tokens"].as_u64().unwrap();
+    assert!(completion <= 12);
+    match v["finish_reason"].as_str().unwrap() {
+        "length" => assert_eq!(completion, 12),
+        "stop" => assert!(completion < 12),
+        other => panic!("finish_reason {other}"),
+    }
+    assert!(v["prompt_tokens"].as_u64().unwrap() > 5);
+    assert!(v["text"].is_string());
+}
+
+#[test]
+fn generate_is_reproducible_for_a_seed_and_streams_with_stats() {
+    let dir = synth_tiny();
+    let model = dir.path().to_str().unwrap();
+    let args = [
+        "generate",
+        "--model",
+        model,
+        "--prompt",
+        "hello",
+        "--max-tokens",
+        "16",
+        "--temperature",
+        "0.9",
+        "--seed",
+        "5",
+        "--stats",
+    ];
+    let a = run(&args);
+    let b = run(&args);
+    assert!(a.status.success(), "{}", stderr(&a));
+    assert_eq!(stdout(&a), stdout(&b));
+    let err = stderr(&a);
+    assert!(
+        err.contains("prefill:") && err.contains("tok/s") && err.contains("decode:"),
+        "{err}"
+    );
+}
+
+#[test]
+fn logits_one_pass_chunked_and_incremental_agree_and_match_transformers() {
+    let case = fixture("new_style_untied_mqa_f32");
+    let model = case.to_str().unwrap();
+    let tokens = "1,90,14,201,66,133,250,8,41";
+    let whole = logits_json(&["logits", "--model", model, "--tokens", tokens, "--json"]);
+    let chunked = logits_json(&[
+        "logits",
+        "--model",
+        model,
+        "--tokens",
+        tokens,
+        "--json",
+        "--prefill-chunk",
+        "4",
+    ]);
+    let inc = logits_json(&[
+        "logits",
+        "--model",
+        model,
+        "--tokens",
+        tokens,
+        "--json",
+        "--incremental",
+    ]);
+    assert_eq!(
+        whole["tokens"],
+        serde_json::json!([1, 90, 14, 201, 66, 133, 250, 8, 41])
+    );
+    assert_eq!(whole["logits"].as_array().unwrap().len(), 9);
+    assert_eq!(whole["logits"][0].as_array().unwrap().len(), 320);
+    assert!(max_diff(&whole, &chunked) < 1e-4);
+    assert!(max_diff(&whole, &inc) < 1e-4);
+}
+
+#[test]
+fn token_commands_work_without_a_tokenizer_and_text_commands_say_what_is_missing() {
+    let model = fixture("old_style_tied_f32");
+    let model = model.to_str().unwrap();
+    let v = logits_json(&["logits", "--model", model, "--tokens", "1, 2, 3", "--json"]);
+    assert_eq!(v["logits"].as_array().unwrap().len(), 3);
+    let o = run(&["generate", "--model", model, "--prompt", "hi"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("tokenizer.json"), "{}", stderr(&o));
+}
+
+#[test]
+fn bad_token_ids_are_reported() {
+    let model = fixture("old_style_tied_f32");
+    let model = model.to_str().unwrap();
+    let o = run(&["logits", "--model", model, "--tokens", "1,x"]);
+    assert!(
+        stderr(&o).contains("--tokens") && stderr(&o).contains("`x`"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(&["logits", "--model", model, "--tokens", "1,99999"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("99999") && stderr(&o).contains("out of range"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn missing_model_folder_and_missing_config_are_named() {
+    let o = run(&["logits", "--model", "/nonexistent/model", "--tokens", "1"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("/nonexistent/model"), "{}", stderr(&o));
+    let dir = copy_fixture("old_style_tied_f32");
+    std::fs::remove_file(dir.path().join("config.json")).unwrap();
+    let o = run(&[
+        "logits",
+        "--model",
+        dir.path().to_str().unwrap(),
+        "--tokens",
+        "1",
+    ]);
+    assert!(
+        stderr(&o).contains("config.json") && stderr(&o).contains("missing"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn wrong_tensor_shape_names_file_and_tensor() {
+    let dir = copy_fixture("old_style_tied_f32");
+    let cfg_path = dir.path().join("config.json");
+    let mut cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
+    cfg["vocab_size"] = serde_json::json!(321);
+    std::fs::write(&cfg_path, cfg.to_string()).unwrap();
+    let o = run(&[
+        "logits",
+        "--model",
+        dir.path().to_str().unwrap(),
+        "--tokens",
+        "1",
+    ]);
+    let err = stderr(&o);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("model.safetensors")
+            && err.contains("model.embed_tokens.weight")
+            && err.contains("[321, 48]"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unknown_architecture_is_refused_by_name() {
+    let dir = copy_fixture("old_style_tied_f32");
+    let cfg_path = dir.path().join("config.json");
+    let mut cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
+    cfg["model_type"] = serde_json::json!("mamba");
+    std::fs::write(&cfg_path, cfg.to_string()).unwrap();
+    let err = stderr(&run(&[
+        "logits",
+        "--model",
+        dir.path().to_str().unwrap(),
+        "--tokens",
+        "1",
+    ]));
+    assert!(
+        err.contains("config.json") && err.contains("mamba") && err.contains("model_type"),
+        "{err}"
+    );
+}
+
+#[test]
+fn truncated_safetensors_is_reported_with_its_path() {
+    let dir = copy_fixture("old_style_tied_f32");
+    let w = dir.path().join("model.safetensors");
+    let bytes = std::fs::read(&w).unwrap();
+    std::fs::write(&w, &bytes[..bytes.len() / 2]).unwrap();
+    let err = stderr(&run(&[
+        "logits",
+        "--model",
+        dir.path().to_str().unwrap(),
+        "--tokens",
+        "1",
+    ]));
+    assert!(
+        err.contains("model.safetensors") && err.contains("truncated"),
+        "{err}"
+    );
+}
+
+#[test]
+fn invalid_config_json_gives_line_and_field_errors() {
+    let dir = copy_fixture("old_style_tied_f32");
+    let cfg_path = dir.path().join("config.json");
+    std::fs::write(&cfg_path, "{\"model_type\": \"lfm2\",,}").unwrap();
+    let err = stderr(&run(&[
+        "logits",
+        "--model",
+        dir.path().to_str().unwrap(),
+        "--tokens",
+        "1",
+    ]));
+    assert!(
+        err.contains("config.json") && err.contains("invalid JSON") && err.contains("line 1"),
+        "{err}"
+    );
+
+    let orig = std::fs::read_to_string(fixture("old_style_tied_f32").join("config.json")).unwrap();
+    let mut cfg: serde_json::Value = serde_json::from_str(&orig).unwrap();
+    cfg["num_key_value_heads"] = serde_json::json!(3);
+    std::fs::write(&cfg_path, cfg.to_string()).unwrap();
+    let err = stderr(&run(&[
+        "logits",
+        "--model",
+        dir.path().to_str().unwrap(),
+        "--tokens",
+        "1",
+    ]));
+    assert!(
+        err.contains("config.json") && err.contains("num_key_value_heads"),
+        "{err}"
+    );
+}
+
+#[test]
+fn context_overflow_is_a_clear_error() {
+    let model = fixture("old_style_tied_f32");
+    let o = run(&[
+        "logits",
+        "--model",
+        model.to_str().unwrap(),
+        "--tokens",
+        "1,2,3,4",
+        "--ctx",
+        "2",
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("context full: 4 tokens needed, the context holds 2"),
+        "{}",
+        stderr(&o)
+    );
+    let dir = synth_tiny();
+    let o = run(&[
+        "generate",
+        "--model",
+        dir.path().to_str().unwrap(),
+        "--prompt",
+        "a long enough prompt",
+        "--ctx",
+        "8",
+    ]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("context full"), "{}", stderr(&o));
+}
+
+#[test]
+fn chat_answers_each_line_and_keeps_going() {
+    use std::io::Write;
+    let dir = synth_tiny();
+    let mut child = bin()
+        .args([
+            "chat",
+            "--model",
+            dir.path().to_str().unwrap(),
+            "--max-tokens",
+            "6",
+            "--stats",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .as_mut()
+        .unwrap()
+        .write_all(b"hello\nand again\n/reset\nthird\n")
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let answers = stderr(&o).matches("[prefill").count();
+    assert_eq!(answers, 3, "{}", stderr(&o));
+}

@@ -1,0 +1,224 @@
+//! The generation loop: prefill a prompt, then sample, stream and stop.
+//!
+//! ```text
+//! logits = session.prefill(prompt)
+//! loop:
+//!     token = sampler.sample(logits, session.tokens())
+//!     stop token?            -> finish "stop" (the token is not part of the text)
+//!     push token, stream the text that became complete
+//!     stop string in text?   -> cut the text before it, finish "stop"
+//!     max_tokens reached?    -> finish "length"
+//!     logits = session.decode(token)
+//! ```
+//! Text that could be the start of a stop string is held back from the stream until it is
+//! known not to be one, so a caller never sees a stop string, even partially.
+
+use std::time::Instant;
+
+use crate::error::{Error, Result};
+use crate::sampling::{Sampler, SamplingParams};
+use crate::session::Session;
+use crate::text::{TextStream, Tokenizer};
+
+/// How to generate.
+#[derive(Debug, Clone)]
+pub struct GenerateOptions {
+    /// Most tokens to generate.
+    pub max_tokens: usize,
+    /// How to pick each token.
+    pub sampling: SamplingParams,
+    /// Tokens that end generation (`<|im_end|>`, the model's eos ids).
+    pub stop_tokens: Vec<u32>,
+    /// Strings that end generation; the text is cut before them.
+    pub stop_strings: Vec<String>,
+    /// Prefill chunk size.
+    pub prefill_chunk: usize,
+}
+
+impl Default for GenerateOptions {
+    fn default() -> Self {
+        GenerateOptions {
+            max_tokens: 256,
+            sampling: SamplingParams::default(),
+            stop_tokens: vec![crate::text::special::IM_END],
+            stop_strings: Vec::new(),
+            prefill_chunk: 512,
+        }
+    }
+}
+
+/// Why generation ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FinishReason {
+    /// A stop token was drawn.
+    StopToken(u32),
+    /// A stop string appeared in the text.
+    StopString(String),
+    /// `max_tokens` were generated.
+    Length,
+}
+
+impl FinishReason {
+    /// `"stop"` or `"length"`, as OpenAI-style APIs report it.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            FinishReason::Length => "length",
+            _ => "stop",
+        }
+    }
+}
+
+/// What a call to [`generate`] produced.
+#[derive(Debug, Clone)]
+pub struct Generation {
+    /// Generated text (without the stop token or stop string); empty without a tokenizer.
+    pub text: String,
+    /// Generated token ids (without the stop token).
+    pub tokens: Vec<u32>,
+    /// Why it ended.
+    pub finish_reason: FinishReason,
+    /// Tokens in the prompt.
+    pub prompt_tokens: usize,
+    /// Seconds spent in prefill.
+    pub prefill_secs: f64,
+    /// Seconds spent in decode steps (forward passes after the first token).
+    pub decode_secs: f64,
+    /// Decode forward passes run.
+    pub decode_steps: usize,
+}
+
+impl Generation {
+    /// Prompt tokens per second of prefill.
+    pub fn prefill_tok_s(&self) -> f64 {
+        rate(self.prompt_tokens, self.prefill_secs)
+    }
+
+    /// Tokens per second of decode.
+    pub fn decode_tok_s(&self) -> f64 {
+        rate(self.decode_steps, self.decode_secs)
+    }
+}
+
+fn rate(n: usize, secs: f64) -> f64 {
+    if secs > 0.0 {
+        n as f64 / secs
+    } else {
+        0.0
+    }
+}
+
+/// Runs `prompt` through `session` and generates a continuation. Complete pieces of text are
+/// passed to `on_text` as they are produced (only when a tokenizer is given).
+///
+/// On return the session holds the prompt and every generated token except the last one drawn
+/// (a stop token, or the `max_tokens`-th token), which has not been run yet.
+pub fn generate(
+    session: &mut Session,
+    tokenizer: Option<&Tokenizer>,
+    prompt: &[u32],
+    opts: &GenerateOptions,
+    on_text: &mut dyn FnMut(&str),
+) -> Result<Generation> {
+    if opts.max_tokens == 0 {
+        return Err(Error::arg("max_tokens", "must be at least 1"));
+    }
+    if opts.stop_strings.iter().any(String::is_empty) {
+        return Err(Error::arg("stop", "stop strings must not be empty"));
+    }
+    let mut sampler = Sampler::new(opts.sampling.clone())?;
+    let t0 = Instant::now();
+    let mut logits = session.prefill(prompt, opts.prefill_chunk)?;
+    let prefill_secs = t0.elapsed().as_secs_f64();
+
+    let mut out = Generation {
+        text: String::new(),
+        tokens: Vec::new(),
+        finish_reason: FinishReason::Length,
+        prompt_tokens: prompt.len(),
+        prefill_secs,
+        decode_secs: 0.0,
+        decode_steps: 0,
+    };
+    let mut stream = TextStream::new();
+    let mut emitted = 0; // bytes of out.text already passed to on_text
+    loop {
+        let token = sampler.sample(&logits, session.tokens())?;
+        if opts.stop_tokens.contains(&token) {
+            out.finish_reason = FinishReason::StopToken(token);
+            break;
+        }
+        out.tokens.push(token);
+        if let Some(tok) = tokenizer {
+            if let Some(piece) = stream.push(tok, token)? {
+                out.text.push_str(&piece);
+                if let Some((at, s)) = find_stop(&out.text, &opts.stop_strings) {
+                    out.text.truncate(at);
+                    out.finish_reason = FinishReason::StopString(s);
+                    break;
+                }
+                let safe = out.text.len() - held_back(&out.text, &opts.stop_strings);
+                if safe > emitted {
+                    on_text(&out.text[emitted..safe]);
+                    emitted = safe;
+                }
+            }
+        }
+        if out.tokens.len() >= opts.max_tokens {
+            out.finish_reason = FinishReason::Length;
+            break;
+        }
+        let t = Instant::now();
+        logits = session.decode(token)?;
+        out.decode_secs += t.elapsed().as_secs_f64();
+        out.decode_steps += 1;
+    }
+    if let Some(tok) = tokenizer {
+        if !matches!(out.finish_reason, FinishReason::StopString(_)) {
+            if let Some(rest) = stream.finish(tok)? {
+                out.text.push_str(&rest);
+            }
+        }
+    }
+    if out.text.len() > emitted {
+        on_text(&out.text[emitted..]);
+    }
+    Ok(out)
+}
+
+/// Earliest stop string in `text`: its byte offset and the string.
+fn find_stop(text: &str, stops: &[String]) -> Option<(usize, String)> {
+    stops
+        .iter()
+        .filter_map(|s| text.find(s.as_str()).map(|at| (at, s.clone())))
+        .min_by_key(|(at, _)| *at)
+}
+
+/// Bytes at the end of `text` that are a proper prefix of some stop string.
+fn held_back(text: &str, stops: &[String]) -> usize {
+    let mut hold = 0;
+    for s in stops {
+        for (i, _) in s.char_indices().skip(1) {
+            if text.ends_with(&s[..i]) {
+                hold = hold.max(i);
+            }
+        }
+    }
+    hold
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn held_back_keeps_partial_stop_strings() {
+        let stops = vec!["</answer>".to_string(), "STOP".to_string()];
+        assert_eq!(held_back("the answer </ans", &stops), 5);
+        assert_eq!(held_back("ST", &stops), 2);
+        assert_eq!(held_back("plain", &stops), 0);
+        assert_eq!(
+            find_stop("a STOP b </answer>", &stops),
+            Some((2, "STOP".to_string()))
+        );
+    }
+}

@@ -1,0 +1,92 @@
+//! Grouped-query attention with per-head q/k RMSNorm applied before RoPE.
+//!
+//! Query head `h` reads key/value head `h / g` (`g = heads / kv_heads`). The query heads of one
+//! group are stacked so that one batched matmul per KV head serves all of them:
+//! `q [heads, T, d] -> [kv_heads, g·T, d]`, scores `[kv_heads, g·T, S]`.
+
+use candle_core::{DType, Device, Tensor, D};
+
+use super::linear::Linear;
+use super::norm::RmsNorm;
+use super::rope::Rope;
+use crate::error::Result;
+use crate::session::KvCache;
+
+/// One attention operator.
+#[derive(Debug, Clone)]
+pub struct Attention {
+    pub(crate) q_proj: Linear,
+    pub(crate) k_proj: Linear,
+    pub(crate) v_proj: Linear,
+    pub(crate) out_proj: Linear,
+    pub(crate) q_norm: RmsNorm,
+    pub(crate) k_norm: RmsNorm,
+    pub(crate) num_heads: usize,
+    pub(crate) num_kv_heads: usize,
+    pub(crate) head_dim: usize,
+}
+
+impl Attention {
+    /// Runs attention over `u` (`[T, H]`) whose first token sits at position `pos`, appending
+    /// its keys and values to `cache`.
+    pub fn forward(
+        &self,
+        u: &Tensor,
+        pos: usize,
+        rope: (&Tensor, &Tensor),
+        cache: &mut KvCache,
+    ) -> Result<Tensor> {
+        let (t, _) = u.dims2()?;
+        let (nh, nkv, hd) = (self.num_heads, self.num_kv_heads, self.head_dim);
+        let g = nh / nkv;
+        let q = self.q_proj.forward(u)?.reshape((t, nh, hd))?;
+        let k = self.k_proj.forward(u)?.reshape((t, nkv, hd))?;
+        let v = self.v_proj.forward(u)?.reshape((t, nkv, hd))?;
+        let q = Rope::apply(&self.q_norm.forward(&q)?, rope.0, rope.1)?;
+        let k = Rope::apply(&self.k_norm.forward(&k)?, rope.0, rope.1)?;
+
+        cache.append(&k.transpose(0, 1)?, &v.transpose(0, 1)?)?;
+        let s = cache.len();
+        let (keys, values) = cache.view()?; // [nkv, S, hd]
+
+        let q = q.transpose(0, 1)?.contiguous()?.reshape((nkv, g * t, hd))?;
+        let scale = (hd as f64).powf(-0.5);
+        let scores = (q.matmul(&keys.t()?)? * scale)?.to_dtype(DType::F32)?;
+        let scores = if t > 1 {
+            scores.broadcast_add(&causal_mask(g, t, pos, s)?)?
+        } else {
+            scores
+        };
+        let probs = softmax_last_dim(&scores)?.to_dtype(u.dtype())?;
+        let out = probs.matmul(&values)?; // [nkv, g·T, hd]
+        let out = out
+            .reshape((nh, t, hd))?
+            .transpose(0, 1)?
+            .contiguous()?
+            .reshape((t, nh * hd))?;
+        self.out_proj.forward(&out)
+    }
+}
+
+/// Additive mask `[g·T, S]`: row `j·T + i` is the query at position `pos + i`, which may read
+/// keys `0..=pos + i`.
+fn causal_mask(g: usize, t: usize, pos: usize, s: usize) -> Result<Tensor> {
+    let mut m = vec![0f32; g * t * s];
+    for j in 0..g {
+        for i in 0..t {
+            let row = &mut m[(j * t + i) * s..(j * t + i + 1) * s];
+            for v in row.iter_mut().skip(pos + i + 1) {
+                *v = f32::NEG_INFINITY;
+            }
+        }
+    }
+    Ok(Tensor::from_vec(m, (g * t, s), &Device::Cpu)?)
+}
+
+/// Softmax over the last dimension, in the input's dtype (f32 here).
+pub(crate) fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
+    let max = x.max_keepdim(D::Minus1)?;
+    let e = x.broadcast_sub(&max)?.exp()?;
+    let sum = e.sum_keepdim(D::Minus1)?;
+    Ok(e.broadcast_div(&sum)?)
+}

@@ -1,0 +1,240 @@
+//! The LFM2 network: embedding, a stack of pre-norm decoder layers (short convolution or
+//! attention, then SwiGLU), the final norm (`embedding_norm`, despite its name) and the head.
+//!
+//! The model holds only weights. All per-sequence state (KV caches, conv windows, position)
+//! lives in a [`crate::session::Session`], so one loaded model serves any number of sessions.
+
+mod attention;
+mod conv;
+mod ffn;
+mod linear;
+mod norm;
+mod rope;
+
+use candle_core::{DType, Device, Tensor};
+
+pub use attention::Attention;
+pub use conv::ShortConv;
+pub use ffn::FeedForward;
+pub use linear::Linear;
+pub use norm::RmsNorm;
+pub use rope::Rope;
+
+use crate::config::{LayerKind, ModelConfig};
+use crate::error::{Error, Result};
+use crate::session::LayerState;
+use crate::weights::WeightFiles;
+
+/// The operator of one decoder layer.
+#[derive(Debug, Clone)]
+pub enum Operator {
+    /// Gated short convolution.
+    Conv(ShortConv),
+    /// Grouped-query attention.
+    Attention(Attention),
+}
+
+/// One pre-norm decoder layer.
+#[derive(Debug, Clone)]
+pub struct Layer {
+    operator_norm: RmsNorm,
+    operator: Operator,
+    ffn_norm: RmsNorm,
+    ffn: FeedForward,
+}
+
+/// Which positions' logits a forward pass returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Logits {
+    /// Only the last position (generation).
+    Last,
+    /// Every position of the chunk (scoring, parity checks).
+    All,
+}
+
+/// A loaded LFM2 model.
+#[derive(Debug)]
+pub struct Lfm2Model {
+    config: ModelConfig,
+    dtype: DType,
+    embed: Tensor,
+    layers: Vec<Layer>,
+    final_norm: RmsNorm,
+    /// `None` when tied to `embed`.
+    lm_head: Option<Tensor>,
+    rope: Rope,
+}
+
+impl Lfm2Model {
+    /// Builds the model from `weights`, computing in `dtype`. Every tensor is checked against
+    /// the shape `config` implies.
+    pub fn load(config: ModelConfig, weights: &WeightFiles, dtype: DType) -> Result<Self> {
+        if !matches!(dtype, DType::F32 | DType::BF16 | DType::F16 | DType::F64) {
+            return Err(Error::arg(
+                "dtype",
+                format!("{dtype:?} is not a compute dtype; use f32, bf16, f16 or f64"),
+            ));
+        }
+        let c = &config;
+        let (h, v) = (c.hidden_size, c.vocab_size);
+        let load = |name: &str, shape: &[usize]| weights.load(name, shape, dtype);
+        let norm = |name: &str, width: usize| -> Result<RmsNorm> {
+            Ok(RmsNorm::new(load(name, &[width])?, c.norm_eps))
+        };
+        let linear = |name: &str, out: usize, inp: usize, bias: bool| -> Result<Linear> {
+            let w = load(&format!("{name}.weight"), &[out, inp])?;
+            let b = if bias {
+                Some(load(&format!("{name}.bias"), &[out])?)
+            } else {
+                None
+            };
+            Ok(Linear::new(w, b))
+        };
+
+        let embed = load("model.embed_tokens.weight", &[v, h])?;
+        let mut layers = Vec::with_capacity(c.num_layers());
+        for (i, kind) in c.layer_kinds.iter().enumerate() {
+            let p = format!("model.layers.{i}");
+            let operator = match kind {
+                LayerKind::Conv => {
+                    let l = c.conv_l_cache;
+                    let w = load(&format!("{p}.conv.conv.weight"), &[h, 1, l])?;
+                    let taps = w.reshape((h, l))?.t()?.contiguous()?;
+                    let bias = if c.conv_bias {
+                        Some(load(&format!("{p}.conv.conv.bias"), &[h])?)
+                    } else {
+                        None
+                    };
+                    Operator::Conv(ShortConv {
+                        in_proj: linear(&format!("{p}.conv.in_proj"), 3 * h, h, c.conv_bias)?,
+                        out_proj: linear(&format!("{p}.conv.out_proj"), h, h, c.conv_bias)?,
+                        taps,
+                        bias,
+                        hidden: h,
+                    })
+                }
+                LayerKind::Attention => {
+                    let a = format!("{p}.self_attn");
+                    let (nh, nkv, hd) = (c.num_heads, c.num_kv_heads, c.head_dim);
+                    Operator::Attention(Attention {
+                        q_proj: linear(&format!("{a}.q_proj"), nh * hd, h, false)?,
+                        k_proj: linear(&format!("{a}.k_proj"), nkv * hd, h, false)?,
+                        v_proj: linear(&format!("{a}.v_proj"), nkv * hd, h, false)?,
+                        out_proj: linear(&format!("{a}.out_proj"), h, nh * hd, false)?,
+                        q_norm: norm(&format!("{a}.q_layernorm.weight"), hd)?,
+                        k_norm: norm(&format!("{a}.k_layernorm.weight"), hd)?,
+                        num_heads: nh,
+                        num_kv_heads: nkv,
+                        head_dim: hd,
+                    })
+                }
+            };
+            let f = format!("{p}.feed_forward");
+            layers.push(Layer {
+                operator_norm: norm(&format!("{p}.operator_norm.weight"), h)?,
+                operator,
+                ffn_norm: norm(&format!("{p}.ffn_norm.weight"), h)?,
+                ffn: FeedForward {
+                    w1: linear(&format!("{f}.w1"), c.ff_dim, h, false)?,
+                    w2: linear(&format!("{f}.w2"), h, c.ff_dim, false)?,
+                    w3: linear(&format!("{f}.w3"), c.ff_dim, h, false)?,
+                },
+            });
+        }
+        let final_norm = norm("model.embedding_norm.weight", h)?;
+        let lm_head = if c.tie_word_embeddings {
+            None
+        } else {
+            Some(load("lm_head.weight", &[v, h])?)
+        };
+        let rope = Rope::new(c.head_dim, c.rope_theta);
+        Ok(Lfm2Model {
+            config,
+            dtype,
+            embed,
+            layers,
+            final_norm,
+            lm_head,
+            rope,
+        })
+    }
+
+    /// The resolved configuration.
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    /// The dtype activations and weights are computed in.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// Runs `tokens`, which start at position `pos`, through the network, updating `state`
+    /// (one entry per layer). Returns f32 logits `[n, vocab]` for the positions `want` asks for.
+    ///
+    /// Callers normally go through [`crate::session::Session`], which owns `state` and `pos`.
+    pub(crate) fn forward(
+        &self,
+        tokens: &[u32],
+        pos: usize,
+        state: &mut [LayerState],
+        want: Logits,
+    ) -> Result<Tensor> {
+        let _span = tracing::trace_span!("forward", pos, n = tokens.len()).entered();
+        let vocab = self.config.vocab_size;
+        if let Some(&id) = tokens.iter().find(|&&id| id as usize >= vocab) {
+            return Err(Error::TokenOutOfRange { id, vocab });
+        }
+        let t = tokens.len();
+        let ids = Tensor::from_vec(tokens.to_vec(), t, &Device::Cpu)?;
+        let mut x = self.embed.index_select(&ids, 0)?;
+        let (cos, sin) = self.rope.tables(pos, t, self.dtype)?;
+        for (layer, st) in self.layers.iter().zip(state.iter_mut()) {
+            let u = layer.operator_norm.forward(&x)?;
+            let y = match (&layer.operator, st) {
+                (Operator::Conv(op), LayerState::Conv(window)) => op.forward(&u, window)?,
+                (Operator::Attention(op), LayerState::Kv(cache)) => {
+                    op.forward(&u, pos, (&cos, &sin), cache)?
+                }
+                _ => {
+                    return Err(Error::arg(
+                        "state",
+                        "session state does not match the model's layers",
+                    ))
+                }
+            };
+            let h = (x + y)?;
+            let f = layer.ffn.forward(&layer.ffn_norm.forward(&h)?)?;
+            x = (h + f)?;
+        }
+        let x = match want {
+            Logits::All => x,
+            Logits::Last => x.narrow(0, t - 1, 1)?,
+        };
+        let x = self.final_norm.forward(&x)?;
+        let head = self.lm_head.as_ref().unwrap_or(&self.embed);
+        Ok(x.matmul(&head.t()?)?.to_dtype(DType::F32)?)
+    }
+
+    /// Fresh per-layer state: an empty KV cache with room for `reserve` tokens for each
+    /// attention layer, a zero window for each conv layer.
+    pub(crate) fn new_state(&self, reserve: usize) -> Result<Vec<LayerState>> {
+        let c = &self.config;
+        c.layer_kinds
+            .iter()
+            .map(|k| match k {
+                LayerKind::Attention => Ok(LayerState::Kv(crate::session::KvCache::new(
+                    c.num_kv_heads,
+                    c.head_dim,
+                    reserve,
+                    self.dtype,
+                )?)),
+                LayerKind::Conv => Ok(LayerState::Conv(Tensor::zeros(
+                    (c.conv_l_cache - 1, c.hidden_size),
+                    self.dtype,
+                    &Device::Cpu,
+                )?)),
+            })
+            .collect()
+    }
+}

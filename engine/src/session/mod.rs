@@ -1,0 +1,273 @@
+//! Sessions: one sequence's state over a shared model.
+//!
+//! A [`Session`] owns the per-layer state (a [`KvCache`] per attention layer, the last `L-1`
+//! gated inputs per conv layer), the position, and the tokens it has consumed. It runs chunked
+//! prefill and one-token decode, and it can be snapshotted, restored and forked, the base for
+//! prefix caching and for rolling back a rejected continuation.
+//!
+//! Snapshots are cheap: a conv window is a few KiB, and a KV cache only needs its length,
+//! because positions before it are never rewritten while the tokens that produced them are
+//! unchanged. To make that safe, the session remembers the tokens behind every KV row it still
+//! holds (even past the current position after a rollback); a snapshot restores only if those
+//! tokens still match, so a restore after the rows were overwritten is refused, not wrong.
+
+mod kv;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use candle_core::Tensor;
+pub use kv::KvCache;
+
+use crate::error::{Error, Result};
+use crate::model::{Lfm2Model, Logits};
+
+/// The state of one decoder layer for one sequence.
+#[derive(Debug)]
+pub enum LayerState {
+    /// Attention layer: keys and values so far.
+    Kv(KvCache),
+    /// Conv layer: the last `L-1` rows of `B ⊙ x`, `[L-1, H]`.
+    Conv(Tensor),
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// One sequence being decoded.
+#[derive(Debug)]
+pub struct Session {
+    model: Arc<Lfm2Model>,
+    id: u64,
+    state: Vec<LayerState>,
+    /// Tokens consumed; `tokens.len()` is the position of the next token.
+    tokens: Vec<u32>,
+    /// Tokens behind every KV row still held, including rows past `tokens.len()`.
+    kv_tokens: Vec<u32>,
+    context: usize,
+}
+
+/// A saved point of a session, restorable into that session or its forks.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    lineage: u64,
+    tokens: Vec<u32>,
+    conv: Vec<Option<Tensor>>,
+}
+
+impl Snapshot {
+    /// Tokens consumed at the snapshot.
+    pub fn tokens(&self) -> &[u32] {
+        &self.tokens
+    }
+}
+
+impl Session {
+    /// A session over `model` holding at most `context` tokens (at most the model's
+    /// `max_position_embeddings`). KV room for `min(context, 512)` tokens is reserved now.
+    pub fn new(model: Arc<Lfm2Model>, context: usize) -> Result<Self> {
+        let max = model.config().max_position_embeddings;
+        if context == 0 || context > max {
+            return Err(Error::arg(
+                "context",
+                format!(
+                    "{context} must be between 1 and the model's max_position_embeddings ({max})"
+                ),
+            ));
+        }
+        let state = model.new_state(context.min(512))?;
+        Ok(Session {
+            model,
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            state,
+            tokens: Vec::new(),
+            kv_tokens: Vec::new(),
+            context,
+        })
+    }
+
+    /// The model this session runs.
+    pub fn model(&self) -> &Arc<Lfm2Model> {
+        &self.model
+    }
+
+    /// Tokens consumed so far.
+    pub fn tokens(&self) -> &[u32] {
+        &self.tokens
+    }
+
+    /// Position of the next token.
+    pub fn len(&self) -> usize {
+        self.tokens.len()
+    }
+
+    /// Whether nothing has been consumed.
+    pub fn is_empty(&self) -> bool {
+        self.tokens.is_empty()
+    }
+
+    /// Most tokens this session can hold.
+    pub fn context(&self) -> usize {
+        self.context
+    }
+
+    /// Runs `tokens` as one chunk and returns f32 logits `[n, vocab]` (`n` = 1 or the chunk).
+    pub fn forward(&mut self, tokens: &[u32], want: Logits) -> Result<Tensor> {
+        if tokens.is_empty() {
+            return Err(Error::arg("tokens", "at least one token is needed"));
+        }
+        let needed = self.tokens.len() + tokens.len();
+        if needed > self.context {
+            return Err(Error::ContextFull {
+                needed,
+                limit: self.context,
+            });
+        }
+        let pos = self.tokens.len();
+        let saved: Vec<Option<Tensor>> = self
+            .state
+            .iter()
+            .map(|s| match s {
+                LayerState::Conv(w) => Some(w.clone()),
+                LayerState::Kv(_) => None,
+            })
+            .collect();
+        let out = match self.model.forward(tokens, pos, &mut self.state, want) {
+            Ok(out) => out,
+            Err(e) => {
+                // Leave the session exactly where it was: no half-appended KV rows.
+                for (st, w) in self.state.iter_mut().zip(saved) {
+                    match (st, w) {
+                        (LayerState::Kv(c), _) => c.truncate(pos),
+                        (LayerState::Conv(cur), Some(w)) => *cur = w,
+                        (LayerState::Conv(_), None) => {}
+                    }
+                }
+                return Err(e);
+            }
+        };
+        self.kv_tokens.truncate(pos);
+        self.kv_tokens.extend_from_slice(tokens);
+        self.tokens.extend_from_slice(tokens);
+        Ok(out)
+    }
+
+    /// Prefills `tokens` in chunks of at most `chunk` and returns the last position's logits.
+    pub fn prefill(&mut self, tokens: &[u32], chunk: usize) -> Result<Vec<f32>> {
+        if chunk == 0 {
+            return Err(Error::arg("chunk", "must be at least 1"));
+        }
+        if tokens.is_empty() {
+            return Err(Error::arg("tokens", "at least one token is needed"));
+        }
+        let needed = self.tokens.len() + tokens.len();
+        if needed > self.context {
+            return Err(Error::ContextFull {
+                needed,
+                limit: self.context,
+            });
+        }
+        let mut last = None;
+        for part in tokens.chunks(chunk) {
+            last = Some(self.forward(part, Logits::Last)?);
+        }
+        match last {
+            Some(t) => Ok(t.flatten_all()?.to_vec1()?),
+            None => Err(Error::arg("tokens", "at least one token is needed")),
+        }
+    }
+
+    /// Consumes one token and returns the logits for the next.
+    pub fn decode(&mut self, token: u32) -> Result<Vec<f32>> {
+        Ok(self
+            .forward(&[token], Logits::Last)?
+            .flatten_all()?
+            .to_vec1()?)
+    }
+
+    /// Saves the current point.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            lineage: self.id,
+            tokens: self.tokens.clone(),
+            conv: self
+                .state
+                .iter()
+                .map(|s| match s {
+                    LayerState::Conv(w) => Some(w.clone()),
+                    LayerState::Kv(_) => None,
+                })
+                .collect(),
+        }
+    }
+
+    /// Returns to `snap`, which must come from this session or the session it was forked
+    /// from, and whose KV rows must not have been overwritten since.
+    pub fn restore(&mut self, snap: &Snapshot) -> Result<()> {
+        if snap.lineage != self.id || snap.conv.len() != self.state.len() {
+            return Err(Error::StaleSnapshot(
+                "it was taken from another session".into(),
+            ));
+        }
+        let n = snap.tokens.len();
+        if self.kv_tokens.get(..n) != Some(&snap.tokens[..]) {
+            return Err(Error::StaleSnapshot(
+                "the session has since rewritten positions the snapshot depends on".into(),
+            ));
+        }
+        for (st, saved) in self.state.iter_mut().zip(&snap.conv) {
+            match (st, saved) {
+                (LayerState::Conv(w), Some(s)) => *w = s.clone(),
+                (LayerState::Kv(c), None) => c.truncate(n),
+                _ => return Err(Error::StaleSnapshot("layer layout differs".into())),
+            }
+        }
+        self.tokens.truncate(0);
+        self.tokens.extend_from_slice(&snap.tokens);
+        Ok(())
+    }
+
+    /// An independent copy of this session at its current point. Snapshots taken from this
+    /// session before the fork restore into the fork too.
+    pub fn fork(&self) -> Result<Session> {
+        let state = self
+            .state
+            .iter()
+            .map(|s| match s {
+                LayerState::Kv(c) => c.deep_clone().map(LayerState::Kv),
+                LayerState::Conv(w) => Ok(LayerState::Conv(w.clone())),
+            })
+            .collect::<Result<_>>()?;
+        Ok(Session {
+            model: self.model.clone(),
+            id: self.id,
+            state,
+            tokens: self.tokens.clone(),
+            kv_tokens: self.tokens.clone(),
+            context: self.context,
+        })
+    }
+
+    /// Forgets everything; the KV buffers are kept for reuse.
+    pub fn reset(&mut self) -> Result<()> {
+        for st in &mut self.state {
+            match st {
+                LayerState::Kv(c) => c.truncate(0),
+                LayerState::Conv(w) => *w = w.zeros_like()?,
+            }
+        }
+        self.tokens.clear();
+        self.kv_tokens.clear();
+        Ok(())
+    }
+
+    /// Bytes of KV cache currently allocated.
+    pub fn kv_bytes(&self) -> usize {
+        self.state
+            .iter()
+            .map(|s| match s {
+                LayerState::Kv(c) => c.bytes(),
+                LayerState::Conv(_) => 0,
+            })
+            .sum()
+    }
+}

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The main job on bundled data, end to end without a download: build lfm-agent, write a tiny
+# random-weight LFM2 model, chat-generate from it with speed stats, and print the logits of a
+# committed transformers-checked fixture. Output text is meaningless (random weights).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release -q -p lfm-agent
+bin=target/release/lfm-agent
+model=target/demo/tiny
+[ -f "$model/model.safetensors" ] || "$bin" synth --preset tiny --out "$model"
+echo "== generate (tiny synthetic model)"
+"$bin" generate --model "$model" --prompt "Disk full on db-1, what should I check?" --max-tokens 32 --seed 1 --stats
+echo "== generate --json"
+"$bin" generate --model "$model" --prompt "Summarise ticket 42" --max-tokens 16 --seed 2 --json
+echo "== logits on a parity fixture (compare with engine/tests/fixtures/parity/old_style_tied_f32/reference.safetensors)"
+"$bin" logits --model engine/tests/fixtures/parity/old_style_tied_f32 --tokens 1,5,9,0,17

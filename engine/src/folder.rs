@@ -205,6 +205,16 @@ impl LoadedModel {
         } else {
             None
         };
+        if let Some(t) = &tokenizer {
+            let vocab = model.config().vocab_size;
+            if t.vocab_size() > vocab {
+                tracing::warn!(
+                    tokenizer = t.vocab_size(),
+                    model = vocab,
+                    "tokenizer.json has more tokens than the model's vocab_size; ids past it will be refused"
+                );
+            }
+        }
         let template = load_template(dir)?;
         let gen_path = dir.join("generation_config.json");
         let generation = if gen_path.is_file() {
@@ -225,7 +235,12 @@ impl LoadedModel {
     /// Tokens that end a chat turn: `<|im_end|>`, plus the eos ids of `generation_config.json`
     /// or, without them, of `config.json`.
     pub fn stop_tokens(&self) -> Vec<u32> {
-        let mut ids = vec![special::IM_END];
+        let im_end = self
+            .tokenizer
+            .as_ref()
+            .and_then(|t| t.token_id("<|im_end|>"))
+            .unwrap_or(special::IM_END);
+        let mut ids = vec![im_end];
         let eos = if self.generation.eos_token_ids.is_empty() {
             &self.model.config().eos_token_ids
         } else {

@@ -145,8 +145,11 @@ impl Session {
                 return Err(e);
             }
         };
-        self.kv_tokens.truncate(pos);
-        self.kv_tokens.extend_from_slice(tokens);
+        // Rows past this chunk stay valid only if the chunk rewrote the same tokens.
+        if self.kv_tokens.get(pos..needed) != Some(tokens) {
+            self.kv_tokens.truncate(pos);
+            self.kv_tokens.extend_from_slice(tokens);
+        }
         self.tokens.extend_from_slice(tokens);
         Ok(out)
     }

@@ -98,7 +98,12 @@ pub fn synth_tokenizer_json(vocab_size: usize, seed: u64) -> Result<Value> {
         pool.push(tokens.len());
         tokens.push(merged);
     }
+    // The fixed tokens are in the model's vocabulary too (as in LFM2's own tokenizer.json);
+    // an added token missing from it would be given a fresh id past the end on load.
     let mut vocab = Map::new();
+    for (id, text, _) in &fixed {
+        vocab.insert(text.to_string(), json!(id));
+    }
     for (tok, id) in tokens.iter().zip(&free_ids) {
         vocab.insert(tok.clone(), json!(id));
     }

@@ -145,6 +145,48 @@ fn generate_is_reproducible_for_a_seed_and_streams_with_stats() {
     );
 }
 
+/// `prefill_logits_f64` of a parity fixture, as rows.
+fn reference_rows(case: &str) -> (Vec<u32>, serde_json::Value) {
+    let bytes = std::fs::read(fixture(case).join("reference.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let ids: Vec<u32> = st
+        .tensor("prompt_tokens")
+        .unwrap()
+        .data()
+        .chunks_exact(8)
+        .map(|c| i64::from_le_bytes(c.try_into().unwrap()) as u32)
+        .collect();
+    let t = st.tensor("prefill_logits_f64").unwrap();
+    let flat: Vec<f64> = t
+        .data()
+        .chunks_exact(8)
+        .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    let rows: Vec<Vec<f64>> = flat.chunks(t.shape()[1]).map(<[f64]>::to_vec).collect();
+    (ids, serde_json::json!({ "logits": rows }))
+}
+
+#[test]
+fn logits_command_matches_transformers_in_every_mode() {
+    let case = "new_style_untied_mqa_f32";
+    let (ids, want) = reference_rows(case);
+    let tokens: Vec<String> = ids.iter().map(u32::to_string).collect();
+    let tokens = tokens.join(",");
+    let model = fixture(case);
+    let model = model.to_str().unwrap();
+    for extra in [
+        &[][..],
+        &["--prefill-chunk", "5"][..],
+        &["--incremental"][..],
+    ] {
+        let mut args = vec!["logits", "--model", model, "--tokens", &tokens, "--json"];
+        args.extend_from_slice(extra);
+        let got = logits_json(&args);
+        let d = max_diff(&got, &want);
+        assert!(d <= 1e-4, "{extra:?}: {d}");
+    }
+}
+
 #[test]
 fn logits_one_pass_chunked_and_incremental_agree_and_match_transformers() {
     let case = fixture("new_style_untied_mqa_f32");
@@ -390,4 +432,212 @@ fn chat_answers_each_line_and_keeps_going() {
     assert!(o.status.success(), "{}", stderr(&o));
     let answers = stderr(&o).matches("[prefill").count();
     assert_eq!(answers, 3, "{}", stderr(&o));
+}
+
+#[test]
+fn chat_reuses_the_cached_prefix_without_changing_the_answer() {
+    use std::io::Write;
+    let dir = synth_tiny();
+    let model = dir.path().to_str().unwrap();
+    let mut child = bin()
+        .args([
+            "chat",
+            "--model",
+            model,
+            "--max-tokens",
+            "8",
+            "--temperature",
+            "0",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .as_mut()
+        .unwrap()
+        .write_all(b"first question\nsecond question\n")
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let answers: Vec<&str> = out
+        .split("> ")
+        .map(|a| a.trim_end_matches('\n'))
+        .filter(|a| !a.is_empty())
+        .collect();
+    assert_eq!(answers.len(), 2, "{out:?}");
+    // The second turn, generated from scratch on the fully rendered conversation:
+    let prompt = format!(
+        "<|startoftext|><|im_start|>user\nfirst question<|im_end|>\n<|im_start|>assistant\n{}<|im_end|>\n<|im_start|>user\nsecond question<|im_end|>\n<|im_start|>assistant\n",
+        answers[0]
+    );
+    let o = run(&[
+        "generate",
+        "--model",
+        model,
+        "--raw",
+        "--prompt",
+        &prompt,
+        "--max-tokens",
+        "8",
+        "--temperature",
+        "0",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o).trim_end_matches('\n'), answers[1]);
+}
+
+#[test]
+fn constrained_generation_is_valid_json_and_reports_completion() {
+    let dir = synth_tiny();
+    let model = dir.path().to_str().unwrap();
+    let schema = dir.path().join("schema.json");
+    std::fs::write(
+        &schema,
+        r#"{"type":"object","properties":{"severity":{"enum":["low","high"]},"n":{"type":"integer","minimum":0,"maximum":9}},"required":["severity","n"],"additionalProperties":false}"#,
+    )
+    .unwrap();
+    let mut complete = 0;
+    for seed in ["1", "2", "3", "4"] {
+        let o = run(&[
+            "generate",
+            "--model",
+            model,
+            "--prompt",
+            "triage",
+            "--json-schema",
+            schema.to_str().unwrap(),
+            "--max-tokens",
+            "256",
+            "--temperature",
+            "0.7",
+            "--seed",
+            seed,
+            "--json",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        if v["complete"] == true {
+            complete += 1;
+            let out: serde_json::Value =
+                serde_json::from_str(v["text"].as_str().unwrap()).expect("complete output parses");
+            assert!(
+                out["severity"] == "low" || out["severity"] == "high",
+                "{out}"
+            );
+            assert!((0..=9).contains(&out["n"].as_i64().unwrap()), "{out}");
+        } else {
+            assert_eq!(v["finish_reason"], "length", "{v}");
+        }
+    }
+    assert!(complete >= 2, "only {complete} of 4 completed");
+    let o = run(&[
+        "generate",
+        "--model",
+        model,
+        "--prompt",
+        "x",
+        "--regex",
+        "INC-[0-9]{4}",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["complete"], true);
+    let text = v["text"].as_str().unwrap();
+    assert!(
+        text.len() == 8
+            && text.starts_with("INC-")
+            && text[4..].chars().all(|c| c.is_ascii_digit()),
+        "{text}"
+    );
+}
+
+#[test]
+fn unsupported_constraints_are_refused_before_generation() {
+    let dir = synth_tiny();
+    let model = dir.path().to_str().unwrap();
+    let schema = dir.path().join("s.json");
+    std::fs::write(&schema, r##"{"$dynamicRef": "#node"}"##).unwrap();
+    let o = run(&[
+        "generate",
+        "--model",
+        model,
+        "--prompt",
+        "x",
+        "--json-schema",
+        schema.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("$dynamicRef") && stderr(&o).contains("--json-schema"),
+        "{}",
+        stderr(&o)
+    );
+    let grammar = dir.path().join("g.lark");
+    std::fs::write(&grammar, "start: item+\n").unwrap();
+    let o = run(&[
+        "generate",
+        "--model",
+        model,
+        "--prompt",
+        "x",
+        "--grammar",
+        grammar.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("item"), "{}", stderr(&o));
+}
+
+#[test]
+fn constraint_check_accepts_valid_and_rejects_invalid_instances() {
+    let dir = synth_tiny();
+    let model = dir.path().to_str().unwrap();
+    let p = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let schema = p(
+        "s.json",
+        r#"{"type":"object","properties":{"level":{"enum":["INFO","ERROR"]}},"required":["level"],"additionalProperties":false}"#,
+    );
+    let good = p("good.json", "{\n  \"level\": \"ERROR\"\n}\n");
+    let bad = p("bad.json", r#"{"level": "TRACE"}"#);
+    let short = p("short.json", r#"{}"#);
+    let o = run(&[
+        "constraint",
+        "check",
+        "--model",
+        model,
+        "--json-schema",
+        &schema,
+        &good,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("accepted"));
+    let o = run(&[
+        "constraint",
+        "check",
+        "--model",
+        model,
+        "--json-schema",
+        &schema,
+        &good,
+        &bad,
+        &short,
+        "--json",
+    ]);
+    assert!(!o.status.success());
+    let lines: Vec<serde_json::Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[0]["accepted"], true);
+    assert_eq!(lines[1]["accepted"], false);
+    assert!(lines[1]["rejected_at_token"].as_u64().unwrap() > 0);
+    assert_eq!(lines[2]["accepted"], false);
 }

@@ -129,6 +129,18 @@ pub enum Error {
         /// Why it is invalid.
         message: String,
     },
+    /// A constraint (schema, regex, grammar) the engine cannot enforce; refused before
+    /// generation. The message names the keyword or rule.
+    #[error("unsupported {kind}: {message}")]
+    Unsupported {
+        /// "JSON schema", "regex" or "grammar".
+        kind: &'static str,
+        /// What is unsupported, as the constraint engine reports it.
+        message: String,
+    },
+    /// The constraint engine failed while generating.
+    #[error("constraint: {0}")]
+    Constraint(String),
     /// A snapshot no longer matches the session it is restored into.
     #[error("snapshot is stale: {0}")]
     StaleSnapshot(String),

@@ -114,18 +114,72 @@ impl GenerationDefaults {
                 None => Ok(None),
             }
         };
-        let do_sample = v.get("do_sample").and_then(Value::as_bool);
-        let mut temperature = num("temperature")?.map(|t| t as f32);
-        if do_sample == Some(false) {
-            temperature = Some(0.0);
-        }
+        // Hugging Face's GenerationConfig: sampling happens only with `do_sample: true`
+        // (then temperature defaults to 1.0 and top_k to 50); otherwise decoding is greedy.
+        let do_sample = match v.get("do_sample") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(x) => {
+                return Err(Error::config(
+                    path,
+                    "do_sample",
+                    format!("expected true or false, found {x}"),
+                ))
+            }
+        };
+        let temperature = if do_sample {
+            Some(num("temperature")?.unwrap_or(1.0) as f32)
+        } else {
+            Some(0.0)
+        };
+        let top_k = if do_sample {
+            Some(int("top_k")?.unwrap_or(50))
+        } else {
+            int("top_k")?
+        };
+        let in_range =
+            |k: &str, x: Option<f64>, ok: &dyn Fn(f64) -> bool, want: &str| -> Result<()> {
+                match x {
+                    Some(x) if !ok(x) => Err(Error::config(
+                        path,
+                        k,
+                        format!("{x} is out of range ({want})"),
+                    )),
+                    _ => Ok(()),
+                }
+            };
+        in_range("temperature", num("temperature")?, &|x| x >= 0.0, ">= 0")?;
+        in_range(
+            "top_p",
+            num("top_p")?,
+            &|x| x > 0.0 && x <= 1.0,
+            "0 < top_p <= 1",
+        )?;
+        in_range(
+            "min_p",
+            num("min_p")?,
+            &|x| (0.0..=1.0).contains(&x),
+            "0 <= min_p <= 1",
+        )?;
+        in_range(
+            "repetition_penalty",
+            num("repetition_penalty")?,
+            &|x| x > 0.0,
+            "> 0",
+        )?;
         let eos_token_ids = match v.get("eos_token_id") {
             None | Some(Value::Null) => Vec::new(),
             Some(Value::Array(a)) => a
                 .iter()
                 .map(|x| x.as_u64().map(|n| n as u32))
                 .collect::<Option<Vec<_>>>()
-                .ok_or_else(|| Error::config(path, "eos_token_id", "expected token ids"))?,
+                .ok_or_else(|| {
+                    Error::config(
+                        path,
+                        "eos_token_id",
+                        format!("expected token ids, found {}", Value::Array(a.clone())),
+                    )
+                })?,
             Some(x) => vec![x.as_u64().ok_or_else(|| {
                 Error::config(
                     path,
@@ -136,7 +190,7 @@ impl GenerationDefaults {
         };
         Ok(GenerationDefaults {
             temperature,
-            top_k: int("top_k")?,
+            top_k,
             top_p: num("top_p")?.map(|x| x as f32),
             min_p: num("min_p")?.map(|x| x as f32),
             repetition_penalty: num("repetition_penalty")?.map(|x| x as f32),
@@ -174,8 +228,8 @@ pub struct LoadedModel {
     pub model: Arc<Lfm2Model>,
     /// `tokenizer.json`, when present.
     pub tokenizer: Option<Tokenizer>,
-    /// The chat template.
-    pub template: ChatTemplate,
+    /// The chat template, or why it could not be loaded (token-id commands work either way).
+    template: std::result::Result<ChatTemplate, (String, String)>,
     /// `generation_config.json` defaults (empty when absent).
     pub generation: GenerationDefaults,
 }
@@ -215,14 +269,23 @@ impl LoadedModel {
                 );
             }
         }
-        let template = load_template(dir)?;
+        let template = load_template(dir).map_err(|e| {
+            tracing::warn!("chat template unavailable: {e}");
+            match e {
+                Error::Template {
+                    source_name,
+                    message,
+                } => (source_name, message),
+                other => (dir.display().to_string(), other.to_string()),
+            }
+        });
         let gen_path = dir.join("generation_config.json");
         let generation = if gen_path.is_file() {
             GenerationDefaults::from_file(&gen_path)?
         } else {
             GenerationDefaults::default()
         };
-        tracing::info!(dir = %dir.display(), template = template.origin(), "model loaded");
+        tracing::info!(dir = %dir.display(), "model loaded");
         Ok(LoadedModel {
             dir: dir.to_path_buf(),
             model: Arc::new(model),
@@ -256,6 +319,32 @@ impl LoadedModel {
     }
 }
 
+impl LoadedModel {
+    /// The chat template; an error naming the template file if it failed to load.
+    pub fn template(&self) -> Result<&ChatTemplate> {
+        self.template
+            .as_ref()
+            .map_err(|(source_name, message)| Error::Template {
+                source_name: source_name.clone(),
+                message: message.clone(),
+            })
+    }
+
+    /// A constraint compiler for this model's tokenizer (builds its token trie; keep it).
+    pub fn constraint_compiler(&self) -> Result<crate::constraint::ConstraintCompiler> {
+        let tok = self.tokenizer.as_ref().ok_or_else(|| Error::MissingFile {
+            path: self.dir.join("tokenizer.json"),
+            what: "the tokenizer, needed for constrained decoding",
+        })?;
+        let end = self
+            .stop_tokens()
+            .first()
+            .copied()
+            .unwrap_or(special::IM_END);
+        crate::constraint::ConstraintCompiler::new(tok, self.model.config().vocab_size, end)
+    }
+}
+
 fn load_template(dir: &Path) -> Result<ChatTemplate> {
     let cfg_path = dir.join("tokenizer_config.json");
     let cfg: Option<Value> = if cfg_path.is_file() {
@@ -276,10 +365,19 @@ fn load_template(dir: &Path) -> Result<ChatTemplate> {
         })
         .unwrap_or("<|startoftext|>")
         .to_string();
+    let eos = cfg
+        .as_ref()
+        .and_then(|c| c.get("eos_token"))
+        .and_then(|b| {
+            b.as_str()
+                .or_else(|| b.get("content").and_then(Value::as_str))
+        })
+        .unwrap_or("<|im_end|>")
+        .to_string();
     let jinja = dir.join("chat_template.jinja");
     if jinja.is_file() {
         let src = std::fs::read_to_string(&jinja).map_err(|e| Error::io(&jinja, e))?;
-        return ChatTemplate::new(&src, &jinja.display().to_string(), &bos);
+        return ChatTemplate::new(&src, &jinja.display().to_string(), &bos, &eos);
     }
     if let Some(t) = cfg.as_ref().and_then(|c| c.get("chat_template")) {
         let origin = format!("{} (chat_template)", cfg_path.display());
@@ -302,11 +400,12 @@ fn load_template(dir: &Path) -> Result<ChatTemplate> {
                 ))
             }
         };
-        return ChatTemplate::new(&src, &origin, &bos);
+        return ChatTemplate::new(&src, &origin, &bos, &eos);
     }
     ChatTemplate::new(
         crate::text::BUILTIN_LFM2_TEMPLATE,
         "built-in LFM2.5 template",
         &bos,
+        &eos,
     )
 }

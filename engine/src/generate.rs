@@ -15,6 +15,7 @@
 
 use std::time::Instant;
 
+use crate::constraint::GrammarMatcher;
 use crate::error::{Error, Result};
 use crate::sampling::{Sampler, SamplingParams};
 use crate::session::Session;
@@ -56,6 +57,8 @@ pub enum FinishReason {
     StopString(String),
     /// `max_tokens` were generated.
     Length,
+    /// The grammar was complete and admitted no further token.
+    GrammarComplete,
 }
 
 impl FinishReason {
@@ -83,8 +86,13 @@ pub struct Generation {
     pub prefill_secs: f64,
     /// Seconds spent in decode steps (forward passes after the first token).
     pub decode_secs: f64,
-    /// Decode forward passes run.
+    /// Forward passes after the prefill (one per sampled token, one per fast-forwarded run).
     pub decode_steps: usize,
+    /// Tokens the grammar forced without sampling (fast-forward).
+    pub forced_tokens: usize,
+    /// With a constraint: whether the output is a complete match. A generation cut by
+    /// `max_tokens` or a stop string before the grammar completed reports `Some(false)`.
+    pub constraint_complete: Option<bool>,
 }
 
 impl Generation {
@@ -119,6 +127,85 @@ pub fn generate(
     opts: &GenerateOptions,
     on_text: &mut dyn FnMut(&str),
 ) -> Result<Generation> {
+    run(session, tokenizer, prompt, opts, None, on_text)
+}
+
+/// [`generate`] under a grammar: before each draw every token the grammar forbids is masked,
+/// and where the grammar allows exactly one continuation its tokens are appended without
+/// sampling, in one forward pass (fast-forward). Generation ends when the grammar is complete
+/// and admits nothing more, when the end token is drawn (allowed only once the grammar is
+/// complete), or at `max_tokens` (then [`Generation::constraint_complete`] says whether the
+/// text is a complete match).
+pub fn generate_constrained(
+    session: &mut Session,
+    tokenizer: Option<&Tokenizer>,
+    prompt: &[u32],
+    opts: &GenerateOptions,
+    matcher: &mut GrammarMatcher,
+    on_text: &mut dyn FnMut(&str),
+) -> Result<Generation> {
+    run(session, tokenizer, prompt, opts, Some(matcher), on_text)
+}
+
+/// Text output with stop strings held back from the stream until they are ruled out.
+struct Output<'a> {
+    tokenizer: Option<&'a Tokenizer>,
+    stream: TextStream,
+    emitted: usize,
+}
+
+impl Output<'_> {
+    /// Adds a token; returns the stop string if one appeared (the text is then cut before it).
+    fn push(
+        &mut self,
+        out: &mut Generation,
+        token: u32,
+        stops: &[String],
+        on_text: &mut dyn FnMut(&str),
+    ) -> Result<Option<String>> {
+        out.tokens.push(token);
+        let Some(tok) = self.tokenizer else {
+            return Ok(None);
+        };
+        if let Some(piece) = self.stream.push(tok, token)? {
+            out.text.push_str(&piece);
+            if let Some((at, s)) = find_stop(&out.text, stops) {
+                out.text.truncate(at);
+                return Ok(Some(s));
+            }
+            let safe = out.text.len() - held_back(&out.text, stops);
+            if safe > self.emitted {
+                on_text(&out.text[self.emitted..safe]);
+                self.emitted = safe;
+            }
+        }
+        Ok(None)
+    }
+
+    fn finish(&mut self, out: &mut Generation, on_text: &mut dyn FnMut(&str)) -> Result<()> {
+        if let Some(tok) = self.tokenizer {
+            if !matches!(out.finish_reason, FinishReason::StopString(_)) {
+                if let Some(rest) = self.stream.finish(tok)? {
+                    out.text.push_str(&rest);
+                }
+            }
+        }
+        if out.text.len() > self.emitted {
+            on_text(&out.text[self.emitted..]);
+            self.emitted = out.text.len();
+        }
+        Ok(())
+    }
+}
+
+fn run(
+    session: &mut Session,
+    tokenizer: Option<&Tokenizer>,
+    prompt: &[u32],
+    opts: &GenerateOptions,
+    mut matcher: Option<&mut GrammarMatcher>,
+    on_text: &mut dyn FnMut(&str),
+) -> Result<Generation> {
     if opts.max_tokens == 0 {
         return Err(Error::arg("max_tokens", "must be at least 1"));
     }
@@ -138,30 +225,65 @@ pub fn generate(
         prefill_secs,
         decode_secs: 0.0,
         decode_steps: 0,
+        forced_tokens: 0,
+        constraint_complete: None,
     };
-    let mut stream = TextStream::new();
-    let mut emitted = 0; // bytes of out.text already passed to on_text
+    let mut text = Output {
+        tokenizer,
+        stream: TextStream::new(),
+        emitted: 0,
+    };
+    let stops = &opts.stop_strings;
     loop {
+        if let Some(m) = matcher.as_deref_mut() {
+            if m.is_stopped() {
+                out.finish_reason = FinishReason::GrammarComplete;
+                break;
+            }
+            let mut forced = m.forced_tokens();
+            if !forced.is_empty() {
+                forced.truncate(opts.max_tokens - out.tokens.len());
+                let mut cut = None;
+                for &t in &forced {
+                    m.accept(t)?;
+                    out.forced_tokens += 1;
+                    if let Some(s) = text.push(&mut out, t, stops, on_text)? {
+                        cut = Some(s);
+                        break;
+                    }
+                }
+                if let Some(s) = cut {
+                    out.finish_reason = FinishReason::StopString(s);
+                    break;
+                }
+                if out.tokens.len() >= opts.max_tokens {
+                    out.finish_reason = FinishReason::Length;
+                    break;
+                }
+                if m.is_stopped() {
+                    out.finish_reason = FinishReason::GrammarComplete;
+                    break;
+                }
+                let t = Instant::now();
+                let l = session.forward(&forced, crate::model::Logits::Last)?;
+                logits = l.flatten_all()?.to_vec1()?;
+                out.decode_secs += t.elapsed().as_secs_f64();
+                out.decode_steps += 1;
+                continue;
+            }
+            m.mask_logits(&mut logits)?;
+        }
         let token = sampler.sample(&logits, session.tokens())?;
         if opts.stop_tokens.contains(&token) {
             out.finish_reason = FinishReason::StopToken(token);
             break;
         }
-        out.tokens.push(token);
-        if let Some(tok) = tokenizer {
-            if let Some(piece) = stream.push(tok, token)? {
-                out.text.push_str(&piece);
-                if let Some((at, s)) = find_stop(&out.text, &opts.stop_strings) {
-                    out.text.truncate(at);
-                    out.finish_reason = FinishReason::StopString(s);
-                    break;
-                }
-                let safe = out.text.len() - held_back(&out.text, &opts.stop_strings);
-                if safe > emitted {
-                    on_text(&out.text[emitted..safe]);
-                    emitted = safe;
-                }
-            }
+        if let Some(m) = matcher.as_deref_mut() {
+            m.accept(token)?;
+        }
+        if let Some(s) = text.push(&mut out, token, stops, on_text)? {
+            out.finish_reason = FinishReason::StopString(s);
+            break;
         }
         if out.tokens.len() >= opts.max_tokens {
             out.finish_reason = FinishReason::Length;
@@ -172,15 +294,10 @@ pub fn generate(
         out.decode_secs += t.elapsed().as_secs_f64();
         out.decode_steps += 1;
     }
-    if let Some(tok) = tokenizer {
-        if !matches!(out.finish_reason, FinishReason::StopString(_)) {
-            if let Some(rest) = stream.finish(tok)? {
-                out.text.push_str(&rest);
-            }
-        }
-    }
-    if out.text.len() > emitted {
-        on_text(&out.text[emitted..]);
+    text.finish(&mut out, on_text)?;
+    if let Some(m) = matcher {
+        let complete = !matches!(out.finish_reason, FinishReason::StopString(_)) && m.is_complete();
+        out.constraint_complete = Some(complete);
     }
     Ok(out)
 }

@@ -10,6 +10,7 @@
 //! | [`model`] | the forward pass: RMSNorm, gated short conv, GQA with q/k norm and RoPE, SwiGLU |
 //! | [`session`] | one sequence's state (KV caches, conv windows), snapshot / restore / fork |
 //! | [`text`] | tokenizer, chat template, UTF-8-safe streaming |
+//! | [`constraint`] | JSON Schema / regex / Lark constraints via llguidance, token masks, fast-forward |
 //! | [`sampling`] | greedy, temperature, top-k/p, min-p, repetition penalty, seeds |
 //! | [`generate`] | the generation loop with stop tokens, stop strings and max tokens |
 //! | [`folder`] | loading a Hugging Face model folder |
@@ -23,7 +24,7 @@
 //! # fn main() -> lfm_engine::Result<()> {
 //! let m = LoadedModel::load(std::path::Path::new("models/lfm2.5-1.2b"), &LoadOptions::default())?;
 //! let tok = m.tokenizer.as_ref().expect("this folder ships tokenizer.json");
-//! let prompt = m.template.render(&[Message::new(Role::User, "Hello")], &[], true)?;
+//! let prompt = m.template()?.render(&[Message::new(Role::User, "Hello")], &[], true)?;
 //! let ids = tok.encode(&prompt)?;
 //! let mut session = Session::new(m.model.clone(), 4096)?;
 //! let opts = GenerateOptions { stop_tokens: m.stop_tokens(), ..Default::default() };
@@ -35,6 +36,7 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod constraint;
 pub mod error;
 pub mod folder;
 pub mod generate;

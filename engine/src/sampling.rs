@@ -2,7 +2,8 @@
 //!
 //! The order is Hugging Face's: the repetition penalty first (over every token already in the
 //! sequence, prompt included), then temperature, top-k, top-p and min-p, then a draw from the
-//! renormalised distribution. A temperature of 0 is greedy (argmax, first index on ties).
+//! renormalised distribution. A temperature of 0 (or below 1e-5) is greedy (argmax, first
+//! index on ties).
 //! Constraints mask tokens by setting their logits to `-inf` before calling [`Sampler::sample`].
 
 use rand::rngs::StdRng;
@@ -98,7 +99,8 @@ impl Sampler {
     pub fn sample(&mut self, logits: &[f32], history: &[u32]) -> Result<u32> {
         let mut l = logits.to_vec();
         apply_repetition_penalty(&mut l, history, self.params.repetition_penalty);
-        if self.params.temperature == 0.0 {
+        // Below 1e-5 the scaled logits overflow f32; such a temperature is greedy in effect.
+        if self.params.temperature < 1e-5 {
             return argmax(&l).ok_or_else(|| Error::arg("logits", "no token has a finite logit"));
         }
         let inv_t = 1.0 / self.params.temperature;

@@ -27,7 +27,8 @@ fn copy(case: &str) -> tempfile::TempDir {
 
 fn render(dir: &Path) -> String {
     let m = LoadedModel::load(dir, &LoadOptions::default()).unwrap();
-    m.template
+    m.template()
+        .unwrap()
         .render(&[Message::new(Role::User, "hi")], &[], true)
         .unwrap()
 }
@@ -57,17 +58,51 @@ fn template_sources_in_order_of_precedence() {
     )
     .unwrap();
     assert_eq!(render(dir.path()), "J:hi");
-    // A template that does not compile names its file.
+    // A template that does not compile names its file, and only when a template is needed:
+    // the model itself still loads.
     std::fs::write(dir.path().join("chat_template.jinja"), "{% for %}").unwrap();
-    let e = LoadedModel::load(dir.path(), &LoadOptions::default())
-        .unwrap_err()
-        .to_string();
+    let m = LoadedModel::load(dir.path(), &LoadOptions::default()).unwrap();
+    let e = m.template().unwrap_err().to_string();
     assert!(e.contains("chat_template.jinja"), "{e}");
 }
 
 #[test]
 fn generation_config_sets_defaults_and_eos() {
     let dir = copy("old_style_tied_f32");
+    std::fs::write(
+        dir.path().join("generation_config.json"),
+        r#"{"do_sample": false, "temperature": 0.7, "top_p": 0.9, "eos_token_id": [7, 2], "max_new_tokens": 99}"#,
+    )
+    .unwrap();
+    let m = LoadedModel::load(dir.path(), &LoadOptions::default()).unwrap();
+    assert_eq!(
+        m.generation.sampling().temperature,
+        0.0,
+        "do_sample=false means greedy"
+    );
+    // Like transformers' GenerationConfig: do_sample without a temperature samples at 1.0, top_k 50.
+    std::fs::write(
+        dir.path().join("generation_config.json"),
+        r#"{"do_sample": true}"#,
+    )
+    .unwrap();
+    let m = LoadedModel::load(dir.path(), &LoadOptions::default()).unwrap();
+    assert_eq!(
+        (m.generation.sampling().temperature, m.generation.top_k),
+        (1.0, Some(50))
+    );
+    std::fs::write(
+        dir.path().join("generation_config.json"),
+        r#"{"do_sample": true, "top_p": 1.5}"#,
+    )
+    .unwrap();
+    let e = LoadedModel::load(dir.path(), &LoadOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("generation_config.json") && e.contains("top_p"),
+        "{e}"
+    );
     std::fs::write(
         dir.path().join("generation_config.json"),
         r#"{"do_sample": false, "temperature": 0.7, "top_p": 0.9, "eos_token_id": [7, 2], "max_new_tokens": 99}"#,

@@ -86,6 +86,16 @@ fn snapshot_after_rewritten_positions_is_refused_not_wrong() {
     s.prefill(&PROMPT[3..5], 2).unwrap();
     s.restore(&late).unwrap();
     assert_eq!(s.len(), 8);
+    // ... and it really is the state after PROMPT[..8]: the next step matches a fresh run.
+    let resumed = s.decode(PROMPT[8]).unwrap();
+    let mut fresh = Session::new(model("old_style_tied_f32"), 64).unwrap();
+    let want = fresh.prefill(&PROMPT[..9], 9).unwrap();
+    assert!(
+        max_diff(&resumed, &want) < 1e-4,
+        "{}",
+        max_diff(&resumed, &want)
+    );
+    s.restore(&late).unwrap();
     // Different tokens overwrite rows 3..: `late` must now be refused.
     s.restore(&early).unwrap();
     s.prefill(&[60, 61], 2).unwrap();

@@ -90,3 +90,11 @@ fn rendered_chat_tokenizes_with_bos_and_turn_markers() {
     assert_eq!(ids.iter().filter(|&&i| i == special::IM_START).count(), 3);
     assert_eq!(ids.iter().filter(|&&i| i == special::IM_END).count(), 2);
 }
+
+#[test]
+fn special_ids_map_back_to_their_text() {
+    let t = tok();
+    for (id, text, _) in special::ALL {
+        assert_eq!(t.id_to_token(*id).as_deref(), Some(*text), "id {id}");
+    }
+}

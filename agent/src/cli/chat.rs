@@ -70,7 +70,12 @@ pub fn run(a: ChatArgs) -> Result<()> {
             _ => {}
         }
         messages.push(Message::new(Role::User, line));
-        let ids = tok.encode(&m.template.render(&messages, &[], true)?)?;
+        let ids = tok.encode(&m.template()?.render(&messages, &[], true)?)?;
+        if ids.is_empty() {
+            eprintln!("error: the chat template rendered the conversation to no tokens");
+            messages.pop();
+            continue;
+        }
         // Reuse the longest saved point whose tokens begin the new prompt.
         let reuse = saved
             .iter()

@@ -4,11 +4,12 @@ use std::io::Write;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use lfm_engine::generate::generate;
+use lfm_engine::generate::{generate, generate_constrained};
 use lfm_engine::session::Session;
 use lfm_engine::text::{Message, Role};
 
 use super::common::{ModelArgs, SamplingArgs};
+use super::constraint_args::ConstraintArgs;
 
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
@@ -25,6 +26,11 @@ pub struct GenerateArgs {
     raw: bool,
     #[command(flatten)]
     sampling: SamplingArgs,
+    #[command(flatten)]
+    constraint: ConstraintArgs,
+    /// Say on stderr how a constraint was adapted (formats not enforced, oneOf as anyOf).
+    #[arg(long)]
+    verbose: bool,
     /// Print prefill and decode speed to stderr.
     #[arg(long)]
     stats: bool,
@@ -34,6 +40,7 @@ pub struct GenerateArgs {
 }
 
 pub fn run(a: GenerateArgs) -> Result<()> {
+    let spec = a.constraint.spec()?;
     let m = a.model.load()?;
     let tok = m.tokenizer.as_ref().with_context(|| {
         format!(
@@ -49,44 +56,72 @@ pub fn run(a: GenerateArgs) -> Result<()> {
             msgs.push(Message::new(Role::System, s.clone()));
         }
         msgs.push(Message::new(Role::User, a.prompt.clone()));
-        m.template.render(&msgs, &[], true)?
+        m.template()?.render(&msgs, &[], true)?
     };
     let ids = tok.encode(&text)?;
     if ids.is_empty() {
         anyhow::bail!("--prompt: the prompt encodes to no tokens");
     }
     let opts = a.sampling.options(&m);
+    // Compile the constraint before anything is generated: unsupported specs fail here.
+    let mut matcher = match &spec {
+        Some(spec) => {
+            let compiler = m.constraint_compiler()?;
+            let matcher = compiler
+                .compile(spec)
+                .with_context(|| a.constraint.flag())?;
+            if a.verbose {
+                for note in matcher.notes() {
+                    eprintln!("note: {note}");
+                }
+            }
+            Some(matcher)
+        }
+        None => None,
+    };
     let mut session = Session::new(m.model.clone(), a.model.context(&m)?)?;
     let stdout = std::io::stdout();
     let json = a.json;
-    let out = generate(&mut session, Some(tok), &ids, &opts, &mut |piece| {
+    let mut sink = |piece: &str| {
         if !json {
             let mut lock = stdout.lock();
             // A closed pipe must not abort generation; the final result still reports.
             let _ = lock.write_all(piece.as_bytes());
             let _ = lock.flush();
         }
-    })?;
+    };
+    let out = match matcher.as_mut() {
+        Some(mt) => generate_constrained(&mut session, Some(tok), &ids, &opts, mt, &mut sink)?,
+        None => generate(&mut session, Some(tok), &ids, &opts, &mut sink)?,
+    };
     if json {
-        let v = serde_json::json!({
+        let mut v = serde_json::json!({
             "text": out.text,
             "finish_reason": out.finish_reason.as_str(),
             "prompt_tokens": out.prompt_tokens,
             "completion_tokens": out.tokens.len(),
         });
+        if let Some(c) = out.constraint_complete {
+            v["complete"] = serde_json::json!(c);
+            v["forced_tokens"] = serde_json::json!(out.forced_tokens);
+        }
         println!("{v}");
     } else {
         println!();
+        if out.constraint_complete == Some(false) {
+            eprintln!("warning: the output is incomplete: it was cut ({}) before the constraint was satisfied", out.finish_reason.as_str());
+        }
     }
     if a.stats {
         eprintln!(
-            "prefill: {} tokens in {:.3} s ({:.1} tok/s); decode: {} tokens in {:.3} s ({:.1} tok/s); finish: {}",
+            "prefill: {} tokens in {:.3} s ({:.1} tok/s); decode: {} tokens in {} forward passes, {:.3} s ({:.1} tok/s); finish: {}",
             out.prompt_tokens,
             out.prefill_secs,
             out.prefill_tok_s(),
+            out.tokens.len(),
             out.decode_steps,
             out.decode_secs,
-            out.decode_tok_s(),
+            if out.decode_secs > 0.0 { out.tokens.len().saturating_sub(1) as f64 / out.decode_secs } else { 0.0 },
             out.finish_reason.as_str()
         );
     }

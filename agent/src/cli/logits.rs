@@ -35,6 +35,13 @@ pub fn run(a: LogitsArgs) -> Result<()> {
         anyhow::bail!("--prefill-chunk: must be at least 1");
     }
     let m = a.model.load()?;
+    let max = m.model.config().max_position_embeddings;
+    if tokens.len() > max {
+        anyhow::bail!(
+            "--tokens: {} tokens exceed the model's max_position_embeddings ({max})",
+            tokens.len()
+        );
+    }
     let chunk = if a.incremental {
         1
     } else {

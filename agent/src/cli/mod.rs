@@ -2,6 +2,8 @@
 
 mod chat;
 mod common;
+mod constraint;
+mod constraint_args;
 mod generate;
 mod logits;
 mod synth;
@@ -27,6 +29,8 @@ enum Command {
     Synth(synth::SynthArgs),
     /// Print the logits at every position of a token sequence.
     Logits(logits::LogitsArgs),
+    /// Constraint tools (`constraint check`).
+    Constraint(constraint::ConstraintCmd),
 }
 
 /// Runs the parsed command.
@@ -36,5 +40,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Chat(a) => chat::run(a),
         Command::Synth(a) => synth::run(a),
         Command::Logits(a) => logits::run(a),
+        Command::Constraint(a) => constraint::run(a),
     }
 }

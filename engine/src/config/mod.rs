@@ -208,6 +208,28 @@ impl ModelConfig {
                 ));
             }
         }
+        // Every weight shape must be addressable: refuse absurd sizes before allocating.
+        let sizes = [
+            ("vocab_size", vocab_size.checked_mul(hidden_size)),
+            (
+                "hidden_size",
+                hidden_size
+                    .checked_mul(3)
+                    .and_then(|x| x.checked_mul(hidden_size)),
+            ),
+            (
+                "num_attention_heads",
+                num_heads
+                    .checked_mul(head_dim)
+                    .and_then(|q| q.checked_mul(hidden_size)),
+            ),
+            ("intermediate_size", ff_dim.checked_mul(hidden_size)),
+        ];
+        for (field, n) in sizes {
+            if n.is_none_or(|n| n > (1usize << 40)) {
+                return Err(r.err(field, "gives a weight matrix too large to load"));
+            }
+        }
         Ok(ModelConfig {
             vocab_size,
             hidden_size,
@@ -336,6 +358,14 @@ fn resolve_ff_dim(r: &Reader<'_>, raw: &RawConfig) -> Result<usize> {
         true,
     )?;
     let mut ff = base;
+    if let Some(v) = &raw.block_ffn_dim_multiplier {
+        if v.as_f64().is_some_and(|m| !(m > 0.0 && m.is_finite())) {
+            return Err(r.err(
+                "block_ffn_dim_multiplier",
+                format!("must be a positive number, found {v}"),
+            ));
+        }
+    }
     if auto {
         ff = (2.0 * ff as f64 / 3.0) as usize;
         let mult = match &raw.block_ffn_dim_multiplier {
@@ -369,6 +399,9 @@ fn resolve_rope_theta(r: &Reader<'_>, raw: &RawConfig) -> Result<f64> {
         }
     }
     let top = r.f64("rope_theta", &raw.rope_theta, 1e6)?;
+    if top <= 0.0 {
+        return Err(r.err("rope_theta", format!("must be positive, found {top}")));
+    }
     let theta = match &raw.rope_parameters {
         None | Some(Value::Null) => top,
         Some(Value::Object(map)) => {

@@ -12,6 +12,9 @@ use super::rope::Rope;
 use crate::error::Result;
 use crate::session::KvCache;
 
+/// Query rows per attention tile: bounds the score matrix to `heads x 64 x S` floats.
+const QUERY_TILE: usize = 64;
+
 /// One attention operator.
 #[derive(Debug, Clone)]
 pub struct Attention {
@@ -45,25 +48,47 @@ impl Attention {
         let q = Rope::apply(&self.q_norm.forward(&q)?, rope.0, rope.1)?;
         let k = Rope::apply(&self.k_norm.forward(&k)?, rope.0, rope.1)?;
 
+        if cache.len() != pos {
+            return Err(crate::Error::arg(
+                "state",
+                format!(
+                    "KV cache holds {} tokens but the chunk starts at position {pos}",
+                    cache.len()
+                ),
+            ));
+        }
         cache.append(&k.transpose(0, 1)?, &v.transpose(0, 1)?)?;
-        let s = cache.len();
         let (keys, values) = cache.view()?; // [nkv, S, hd]
-
-        let q = q.transpose(0, 1)?.contiguous()?.reshape((nkv, g * t, hd))?;
         let scale = (hd as f64).powf(-0.5);
-        let scores = (q.matmul(&keys.t()?)? * scale)?.to_dtype(DType::F32)?;
-        let scores = if t > 1 {
-            scores.broadcast_add(&causal_mask(g, t, pos, s)?)?
-        } else {
-            scores
-        };
-        let probs = softmax_last_dim(&scores)?.to_dtype(u.dtype())?;
-        let out = probs.matmul(&values)?; // [nkv, g·T, hd]
-        let out = out
-            .reshape((nh, t, hd))?
-            .transpose(0, 1)?
-            .contiguous()?
-            .reshape((t, nh * hd))?;
+        // Queries go in tiles so a long chunk never materialises a T x S score matrix.
+        let mut outs = Vec::with_capacity(t.div_ceil(QUERY_TILE));
+        for i0 in (0..t).step_by(QUERY_TILE) {
+            let tl = QUERY_TILE.min(t - i0);
+            let visible = pos + i0 + tl;
+            let qt = q
+                .narrow(0, i0, tl)?
+                .transpose(0, 1)?
+                .contiguous()?
+                .reshape((nkv, g * tl, hd))?;
+            let (kt, vt) = if visible == keys.dim(1)? {
+                (keys.clone(), values.clone())
+            } else {
+                (
+                    keys.narrow(1, 0, visible)?.contiguous()?,
+                    values.narrow(1, 0, visible)?.contiguous()?,
+                )
+            };
+            let scores = (qt.matmul(&kt.t()?)? * scale)?.to_dtype(DType::F32)?;
+            let scores = if tl > 1 {
+                scores.broadcast_add(&causal_mask(g, tl, pos + i0, visible)?)?
+            } else {
+                scores
+            };
+            let probs = softmax_last_dim(&scores)?.to_dtype(u.dtype())?;
+            let out = probs.matmul(&vt)?; // [nkv, g·tl, hd]
+            outs.push(out.reshape((nh, tl, hd))?.transpose(0, 1)?);
+        }
+        let out = Tensor::cat(&outs, 0)?.contiguous()?.reshape((t, nh * hd))?;
         self.out_proj.forward(&out)
     }
 }

@@ -216,9 +216,9 @@ impl Lfm2Model {
         Ok(x.matmul(&head.t()?)?.to_dtype(DType::F32)?)
     }
 
-    /// Fresh per-layer state: an empty KV cache with room for `reserve` tokens for each
-    /// attention layer, a zero window for each conv layer.
-    pub(crate) fn new_state(&self, reserve: usize) -> Result<Vec<LayerState>> {
+    /// Fresh per-layer state: an empty KV cache with room for `reserve` tokens (growing up to
+    /// `context`) for each attention layer, a zero window for each conv layer.
+    pub(crate) fn new_state(&self, reserve: usize, context: usize) -> Result<Vec<LayerState>> {
         let c = &self.config;
         c.layer_kinds
             .iter()
@@ -227,6 +227,7 @@ impl Lfm2Model {
                     c.num_kv_heads,
                     c.head_dim,
                     reserve,
+                    context,
                     self.dtype,
                 )?)),
                 LayerKind::Conv => Ok(LayerState::Conv(Tensor::zeros(

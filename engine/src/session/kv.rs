@@ -14,16 +14,29 @@ pub struct KvCache {
     k: Tensor,
     v: Tensor,
     len: usize,
+    /// Rows `0..written` have been written at some point (rows past `len` may be reused by a
+    /// restore; the session decides whether they are still valid).
+    written: usize,
+    /// Capacity never grows past this (the session's context).
+    max_capacity: usize,
 }
 
 impl KvCache {
-    /// An empty cache with room for `capacity` tokens.
-    pub fn new(kv_heads: usize, head_dim: usize, capacity: usize, dtype: DType) -> Result<Self> {
-        let shape = (kv_heads, capacity.max(1), head_dim);
+    /// An empty cache with room for `capacity` tokens, growing up to `max_capacity`.
+    pub fn new(
+        kv_heads: usize,
+        head_dim: usize,
+        capacity: usize,
+        max_capacity: usize,
+        dtype: DType,
+    ) -> Result<Self> {
+        let shape = (kv_heads, capacity.clamp(1, max_capacity.max(1)), head_dim);
         Ok(KvCache {
             k: Tensor::zeros(shape, dtype, &Device::Cpu)?,
             v: Tensor::zeros(shape, dtype, &Device::Cpu)?,
             len: 0,
+            written: 0,
+            max_capacity: max_capacity.max(1),
         })
     }
 
@@ -42,12 +55,18 @@ impl KvCache {
         self.k.dims()[1]
     }
 
-    /// Makes room for at least `needed` tokens, keeping the first `len`.
+    /// Makes room for at least `needed` tokens, keeping every written row.
     pub fn reserve(&mut self, needed: usize) -> Result<()> {
         if needed <= self.capacity() {
             return Ok(());
         }
-        let cap = needed.max(self.capacity() * 2);
+        if needed > self.max_capacity {
+            return Err(crate::Error::ContextFull {
+                needed,
+                limit: self.max_capacity,
+            });
+        }
+        let cap = needed.max(self.capacity() * 2).min(self.max_capacity);
         let (heads, _, hd) = self.k.dims3()?;
         let grow = |old: &Tensor, len: usize| -> Result<Tensor> {
             let t = Tensor::zeros((heads, cap, hd), old.dtype(), &Device::Cpu)?;
@@ -56,8 +75,8 @@ impl KvCache {
             }
             Ok(t)
         };
-        self.k = grow(&self.k, self.len)?;
-        self.v = grow(&self.v, self.len)?;
+        self.k = grow(&self.k, self.written)?;
+        self.v = grow(&self.v, self.written)?;
         Ok(())
     }
 
@@ -68,6 +87,7 @@ impl KvCache {
         self.k.slice_set(&k.contiguous()?, 1, self.len)?;
         self.v.slice_set(&v.contiguous()?, 1, self.len)?;
         self.len += t;
+        self.written = self.written.max(self.len);
         Ok(())
     }
 
@@ -84,11 +104,24 @@ impl KvCache {
         self.len = self.len.min(len);
     }
 
+    /// Sets the length to `len`, which may reach back into rows written before a rollback.
+    /// The caller guarantees those rows are still valid.
+    pub fn set_len(&mut self, len: usize) -> Result<()> {
+        if len > self.written {
+            return Err(crate::Error::StaleSnapshot(format!(
+                "the KV cache holds {} rows, the snapshot needs {len}",
+                self.written
+            )));
+        }
+        self.len = len;
+        Ok(())
+    }
+
     /// A deep copy (the buffers are written in place, so a fork must not share them).
     pub fn deep_clone(&self) -> Result<Self> {
         let cap = self.capacity();
         let (heads, _, hd) = self.k.dims3()?;
-        let mut c = KvCache::new(heads, hd, cap, self.k.dtype())?;
+        let mut c = KvCache::new(heads, hd, cap, self.max_capacity, self.k.dtype())?;
         if self.len > 0 {
             let (k, v) = self.view()?;
             c.append(&k, &v)?;

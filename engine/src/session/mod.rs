@@ -74,7 +74,7 @@ impl Session {
                 ),
             ));
         }
-        let state = model.new_state(context.min(512))?;
+        let state = model.new_state(context.min(512), context)?;
         Ok(Session {
             model,
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
@@ -134,7 +134,9 @@ impl Session {
         let out = match self.model.forward(tokens, pos, &mut self.state, want) {
             Ok(out) => out,
             Err(e) => {
-                // Leave the session exactly where it was: no half-appended KV rows.
+                // Leave the session exactly where it was: no half-appended KV rows. Rows from
+                // `pos` on may have been overwritten in some layers, so they are invalid now.
+                self.kv_tokens.truncate(pos);
                 for (st, w) in self.state.iter_mut().zip(saved) {
                     match (st, w) {
                         (LayerState::Kv(c), _) => c.truncate(pos),
@@ -157,7 +159,7 @@ impl Session {
     /// Prefills `tokens` in chunks of at most `chunk` and returns the last position's logits.
     pub fn prefill(&mut self, tokens: &[u32], chunk: usize) -> Result<Vec<f32>> {
         if chunk == 0 {
-            return Err(Error::arg("chunk", "must be at least 1"));
+            return Err(Error::arg("prefill_chunk", "must be at least 1"));
         }
         if tokens.is_empty() {
             return Err(Error::arg("tokens", "at least one token is needed"));
@@ -220,7 +222,7 @@ impl Session {
         for (st, saved) in self.state.iter_mut().zip(&snap.conv) {
             match (st, saved) {
                 (LayerState::Conv(w), Some(s)) => *w = s.clone(),
-                (LayerState::Kv(c), None) => c.truncate(n),
+                (LayerState::Kv(c), None) => c.set_len(n)?,
                 _ => return Err(Error::StaleSnapshot("layer layout differs".into())),
             }
         }

@@ -166,3 +166,63 @@ fn write_json(path: &Path, v: &serde_json::Value) -> Result<()> {
     })?;
     std::fs::write(path, text + "\n").map_err(|e| Error::io(path, e))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{LayerKind, ModelConfig, RawConfig};
+    use crate::folder::{LoadOptions, LoadedModel};
+    use crate::model::Logits;
+    use crate::session::Session;
+
+    fn resolve(v: serde_json::Value) -> ModelConfig {
+        let raw: RawConfig = serde_json::from_value(v).unwrap();
+        ModelConfig::from_raw(&raw, Path::new("config.json")).unwrap()
+    }
+
+    #[test]
+    fn the_1_2b_preset_has_the_published_shape() {
+        let c = resolve(Preset::Lfm25_1_2b.config());
+        assert_eq!(
+            (c.hidden_size, c.num_layers(), c.ff_dim, c.head_dim),
+            (2048, 16, 8192, 64)
+        );
+        assert_eq!(
+            (c.num_heads, c.num_kv_heads, c.vocab_size, c.conv_l_cache),
+            (32, 8, 65536, 3)
+        );
+        let attn: Vec<usize> = (0..16)
+            .filter(|&i| c.layer_kinds[i] == LayerKind::Attention)
+            .collect();
+        assert_eq!(attn, vec![2, 5, 8, 10, 12, 14]);
+        assert!(c.tie_word_embeddings && c.synthetic);
+    }
+
+    #[test]
+    fn a_conv_window_of_one_keeps_no_state_and_still_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut v = Preset::Tiny.config();
+        v["conv_L_cache"] = serde_json::json!(1);
+        v["vocab_size"] = serde_json::json!(512);
+        std::fs::write(dir.path().join("config.json"), v.to_string()).unwrap();
+        let c = resolve(v);
+        writer::write_random_weights(&c, DiskDtype::F32, 1, &dir.path().join("model.safetensors"))
+            .unwrap();
+        let m = LoadedModel::load(dir.path(), &LoadOptions::default()).unwrap();
+        let tokens = [1u32, 50, 60, 70, 80];
+        let mut a = Session::new(m.model.clone(), 16).unwrap();
+        let whole = a
+            .forward(&tokens, Logits::All)
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap();
+        let mut b = Session::new(m.model.clone(), 16).unwrap();
+        let last = tokens.iter().map(|&t| b.decode(t).unwrap()).last().unwrap();
+        let d = whole[4]
+            .iter()
+            .zip(&last)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0f32, f32::max);
+        assert!(d < 1e-4, "{d}");
+    }
+}

@@ -115,6 +115,11 @@ impl Tokenizer {
         self.inner.id_to_token(id)
     }
 
+    /// The underlying `tokenizers` tokenizer.
+    pub(crate) fn hf(&self) -> &tokenizers::Tokenizer {
+        &self.inner
+    }
+
     /// Vocabulary size, added tokens included.
     pub fn vocab_size(&self) -> usize {
         self.inner.get_vocab_size(true)

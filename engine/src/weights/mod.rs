@@ -41,7 +41,8 @@ impl WeightFiles {
     pub fn open(dir: &Path) -> Result<Self> {
         let index = dir.join(INDEX_FILE);
         let single = dir.join(SINGLE_FILE);
-        if index.is_file() {
+        // transformers prefers the single file when both exist.
+        if index.is_file() && !single.is_file() {
             Self::open_index(&index)
         } else if single.is_file() {
             let shard = open_shard(&single)?;

@@ -1,0 +1,257 @@
+//! Grammar-constrained decoding: JSON Schema, regular expressions and Lark grammars, enforced
+//! token by token with `llguidance` over a token trie built from the model's own tokenizer.
+//!
+//! Staging follows the spec → compiled → cursor pattern:
+//!
+//! ```text
+//! ConstraintSpec            what the caller asks for (a schema, a regex, a grammar)
+//!   └ ConstraintCompiler    built once per tokenizer (token trie, parser factory, limits)
+//!       └ GrammarMatcher    one per request: mask, commit, forced tokens, completion
+//! ```
+//!
+//! A spec the engine cannot enforce is refused by [`ConstraintCompiler::compile`] before any
+//! token is generated, with llguidance's message, which names the keyword or rule.
+//! [`schema`] adds sound coverage beyond llguidance's defaults (see there).
+
+pub mod schema;
+
+use std::sync::Arc;
+
+use llguidance::api::TopLevelGrammar;
+use llguidance::{Matcher, ParserFactory};
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::text::Tokenizer;
+
+/// What a generation must conform to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ConstraintSpec {
+    /// A JSON Schema (draft 2020-12); the output is one JSON value that validates.
+    JsonSchema(Value),
+    /// A regular expression the whole output must match.
+    Regex(String),
+    /// A Lark-style context-free grammar (llguidance's dialect, `start` rule first).
+    Lark(String),
+}
+
+impl ConstraintSpec {
+    /// Short name of the kind, for messages.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ConstraintSpec::JsonSchema(_) => "JSON schema",
+            ConstraintSpec::Regex(_) => "regex",
+            ConstraintSpec::Lark(_) => "grammar",
+        }
+    }
+}
+
+/// Compiles constraints for one tokenizer. Cheap to clone; build it once per model.
+#[derive(Clone)]
+pub struct ConstraintCompiler {
+    factory: Arc<ParserFactory>,
+    vocab_size: usize,
+}
+
+impl std::fmt::Debug for ConstraintCompiler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConstraintCompiler")
+            .field("vocab_size", &self.vocab_size)
+            .finish()
+    }
+}
+
+impl ConstraintCompiler {
+    /// Builds the token trie of `tokenizer` for a model of `vocab_size` logits; `end` is the
+    /// token that ends a turn (`<|im_end|>`), allowed once the grammar is complete.
+    pub fn new(tokenizer: &Tokenizer, vocab_size: usize, end: u32) -> Result<Self> {
+        let err = |e: String| Error::Constraint(format!("building the token trie: {e}"));
+        let mut bt = toktrie_hf_tokenizers::ByteTokenizer::from_tokenizer(tokenizer.hf().clone())
+            .map_err(|e| err(e.to_string()))?;
+        bt.set_eos_token(end);
+        let env = bt
+            .into_tok_env(Some(vocab_size))
+            .map_err(|e| err(e.to_string()))?;
+        let mut factory = ParserFactory::new_simple(&env).map_err(|e| err(e.to_string()))?;
+        factory.quiet();
+        // Schemas come from outside: bound the work one of them can cause.
+        let limits = factory.limits_mut();
+        limits.step_lexer_fuel = 2_000_000;
+        limits.max_grammar_size = 2_000_000;
+        Ok(ConstraintCompiler {
+            factory: Arc::new(factory),
+            vocab_size,
+        })
+    }
+
+    /// Compiles `spec` into a matcher, or refuses it with a message naming what is unsupported.
+    pub fn compile(&self, spec: &ConstraintSpec) -> Result<GrammarMatcher> {
+        let (grammar, notes) = match spec {
+            ConstraintSpec::JsonSchema(v) => {
+                let prepared = schema::prepare(v)?;
+                (
+                    TopLevelGrammar::from_json_schema(prepared.schema),
+                    prepared.notes,
+                )
+            }
+            ConstraintSpec::Regex(r) => (TopLevelGrammar::from_regex(r), Vec::new()),
+            ConstraintSpec::Lark(g) => (TopLevelGrammar::from_lark(g.clone()), Vec::new()),
+        };
+        let parser = self
+            .factory
+            .create_parser(grammar)
+            .map_err(|e| Error::Unsupported {
+                kind: spec.kind(),
+                message: e.to_string(),
+            })?;
+        let matcher = Matcher::new(Ok(parser));
+        if let Some(e) = matcher.get_error() {
+            return Err(Error::Unsupported {
+                kind: spec.kind(),
+                message: e,
+            });
+        }
+        Ok(GrammarMatcher {
+            inner: matcher,
+            vocab_size: self.vocab_size,
+            notes,
+        })
+    }
+}
+
+/// One request's position in a grammar.
+pub struct GrammarMatcher {
+    inner: Matcher,
+    vocab_size: usize,
+    notes: Vec<String>,
+}
+
+impl std::fmt::Debug for GrammarMatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GrammarMatcher")
+            .field("stopped", &self.inner.is_stopped())
+            .finish()
+    }
+}
+
+impl GrammarMatcher {
+    /// Notes about how the spec was adapted (formats treated as plain strings, `oneOf`
+    /// handled as `anyOf`), for `--verbose`.
+    pub fn notes(&self) -> &[String] {
+        &self.notes
+    }
+
+    fn fail(&self, what: &str) -> Error {
+        Error::Constraint(format!(
+            "{what}: {}",
+            self.inner
+                .get_error()
+                .unwrap_or_else(|| "the grammar is in an error state".into())
+        ))
+    }
+
+    /// Sets the logits of every token the grammar forbids to `-inf`.
+    pub fn mask_logits(&mut self, logits: &mut [f32]) -> Result<()> {
+        let mask = self
+            .inner
+            .compute_mask()
+            .map_err(|_| self.fail("computing the token mask"))?;
+        let words = mask.as_slice();
+        for (i, l) in logits.iter_mut().enumerate().take(self.vocab_size) {
+            let allowed = words.get(i / 32).is_some_and(|w| (w >> (i % 32)) & 1 == 1);
+            if !allowed {
+                *l = f32::NEG_INFINITY;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `token` may come next.
+    pub fn allows(&mut self, token: u32) -> Result<bool> {
+        let n = self
+            .inner
+            .validate_tokens(&[token])
+            .map_err(|_| self.fail("validating a token"))?;
+        Ok(n == 1)
+    }
+
+    /// Advances past `token`, which must be allowed.
+    pub fn accept(&mut self, token: u32) -> Result<()> {
+        self.inner
+            .consume_token(token)
+            .map_err(|_| self.fail(&format!("token {token} does not fit the grammar")))
+    }
+
+    /// Tokens the grammar forces next (fast-forward), possibly none.
+    pub fn forced_tokens(&mut self) -> Vec<u32> {
+        if self.inner.is_stopped() || self.inner.is_error() {
+            return Vec::new();
+        }
+        self.inner.compute_ff_tokens()
+    }
+
+    /// Whether the text so far is a complete match (the end token may follow).
+    pub fn is_complete(&mut self) -> bool {
+        self.inner.is_stopped() || self.inner.is_accepting().unwrap_or(false)
+    }
+
+    /// Whether nothing may follow (the grammar is complete and admits no continuation).
+    pub fn is_stopped(&self) -> bool {
+        self.inner.is_stopped()
+    }
+}
+
+/// The outcome of walking a text through a grammar.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckOutcome {
+    /// Every token was allowed and the grammar is complete at the end.
+    Accepted,
+    /// Token `at` (0-based) was not allowed.
+    RejectedAt {
+        /// Index of the first refused token.
+        at: usize,
+    },
+    /// Every token was allowed but the text stops before the grammar is complete.
+    Incomplete {
+        /// Number of tokens (the rejection point is the end).
+        tokens: usize,
+    },
+}
+
+impl CheckOutcome {
+    /// Whether the text was accepted.
+    pub fn accepted(&self) -> bool {
+        matches!(self, CheckOutcome::Accepted)
+    }
+
+    /// The token index at which the text was refused (the end, if incomplete).
+    pub fn rejected_at_token(&self) -> Option<usize> {
+        match self {
+            CheckOutcome::Accepted => None,
+            CheckOutcome::RejectedAt { at } => Some(*at),
+            CheckOutcome::Incomplete { tokens } => Some(*tokens),
+        }
+    }
+}
+
+impl GrammarMatcher {
+    /// Walks `tokens` through the grammar, exactly as generation would consume them.
+    pub fn check(&mut self, tokens: &[u32]) -> Result<CheckOutcome> {
+        for (i, &t) in tokens.iter().enumerate() {
+            if self.is_stopped() || !self.allows(t)? {
+                return Ok(CheckOutcome::RejectedAt { at: i });
+            }
+            self.accept(t)?;
+        }
+        Ok(if self.is_complete() {
+            CheckOutcome::Accepted
+        } else {
+            CheckOutcome::Incomplete {
+                tokens: tokens.len(),
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,50 @@
+use super::*;
+use serde_json::json;
+
+#[test]
+fn unknown_formats_are_dropped_known_ones_kept_property_names_untouched() {
+    let p = prepare(&json!({
+        "type": "object",
+        "properties": {
+            "format": {"type": "string", "format": "iri"},
+            "when": {"type": "string", "format": "date-time"}
+        },
+        "enum": [{"format": "keep me"}]
+    }))
+    .unwrap();
+    assert_eq!(p.schema["properties"]["format"], json!({"type": "string"}));
+    assert_eq!(p.schema["properties"]["when"]["format"], "date-time");
+    assert_eq!(p.schema["enum"][0]["format"], "keep me");
+    assert_eq!(p.notes.len(), 1);
+    assert!(p.notes[0].contains("iri") && p.notes[0].contains("#/properties/format"));
+}
+
+#[test]
+fn one_of_becomes_any_of_only_when_provably_disjoint() {
+    let disjoint = [
+        json!({"oneOf": [{"type": "string"}, {"type": "integer"}]}),
+        json!({"oneOf": [{"const": "a"}, {"const": "b"}, {"enum": [1, 2]}]}),
+        json!({"oneOf": [
+            {"type": "object", "required": ["kind"], "properties": {"kind": {"const": "disk"}}},
+            {"type": "object", "required": ["kind"], "properties": {"kind": {"const": "net"}}}]}),
+        json!({"oneOf": [{"type": "null"}, {"type": "object"}]}),
+    ];
+    for s in disjoint {
+        let p = prepare(&s).unwrap();
+        assert!(
+            p.schema.get("anyOf").is_some() && p.schema.get("oneOf").is_none(),
+            "{s}"
+        );
+    }
+    let overlapping = [
+        json!({"oneOf": [{"type": "number"}, {"type": "integer"}]}),
+        json!({"oneOf": [{"minimum": 2}, {"multipleOf": 2}]}),
+        json!({"oneOf": [{"type": "string"}, {"$ref": "#/$defs/x"}], "$defs": {"x": {"type": "integer"}}}),
+        json!({"oneOf": [{"enum": [1, 2]}, {"enum": [2.0, 3]}]}),
+        json!({"oneOf": [{"const": 1}, {"type": "number"}]}),
+    ];
+    for s in overlapping {
+        let p = prepare(&s).unwrap();
+        assert!(p.schema.get("oneOf").is_some(), "must stay oneOf: {s}");
+    }
+}

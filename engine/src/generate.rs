@@ -90,6 +90,8 @@ pub struct Generation {
     pub decode_steps: usize,
     /// Tokens the grammar forced without sampling (fast-forward).
     pub forced_tokens: usize,
+    /// With a constraint: microseconds spent computing each token mask.
+    pub mask_micros: Vec<u32>,
     /// With a constraint: whether the output is a complete match. A generation cut by
     /// `max_tokens` or a stop string before the grammar completed reports `Some(false)`.
     pub constraint_complete: Option<bool>,
@@ -226,6 +228,7 @@ fn run(
         decode_secs: 0.0,
         decode_steps: 0,
         forced_tokens: 0,
+        mask_micros: Vec::new(),
         constraint_complete: None,
     };
     let mut text = Output {
@@ -271,7 +274,10 @@ fn run(
                 out.decode_steps += 1;
                 continue;
             }
+            let t = Instant::now();
             m.mask_logits(&mut logits)?;
+            out.mask_micros
+                .push(t.elapsed().as_micros().min(u32::MAX as u128) as u32);
         }
         let token = sampler.sample(&logits, session.tokens())?;
         if opts.stop_tokens.contains(&token) {

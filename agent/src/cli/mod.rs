@@ -1,5 +1,6 @@
 //! Command-line parsing and dispatch.
 
+mod bench;
 mod chat;
 mod common;
 mod constraint;
@@ -31,6 +32,8 @@ enum Command {
     Logits(logits::LogitsArgs),
     /// Constraint tools (`constraint check`).
     Constraint(constraint::ConstraintCmd),
+    /// Benchmarks (`bench constraint`).
+    Bench(bench::BenchCmd),
 }
 
 /// Runs the parsed command.
@@ -41,5 +44,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Synth(a) => synth::run(a),
         Command::Logits(a) => logits::run(a),
         Command::Constraint(a) => constraint::run(a),
+        Command::Bench(a) => bench::run(a),
     }
 }

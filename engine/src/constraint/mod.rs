@@ -13,7 +13,10 @@
 //! token is generated, with llguidance's message, which names the keyword or rule.
 //! [`schema`] adds sound coverage beyond llguidance's defaults (see there).
 
+mod numbers;
 pub mod schema;
+
+pub use numbers::NumberGuard;
 
 use std::sync::Arc;
 
@@ -50,6 +53,7 @@ impl ConstraintSpec {
 #[derive(Clone)]
 pub struct ConstraintCompiler {
     factory: Arc<ParserFactory>,
+    env: toktrie::TokEnv,
     vocab_size: usize,
 }
 
@@ -80,6 +84,7 @@ impl ConstraintCompiler {
         limits.max_grammar_size = 2_000_000;
         Ok(ConstraintCompiler {
             factory: Arc::new(factory),
+            env,
             vocab_size,
         })
     }
@@ -111,10 +116,13 @@ impl ConstraintCompiler {
                 message: e,
             });
         }
+        let numbers = matches!(spec, ConstraintSpec::JsonSchema(_)).then(NumberGuard::default);
         Ok(GrammarMatcher {
             inner: matcher,
+            env: self.env.clone(),
             vocab_size: self.vocab_size,
             notes,
+            numbers,
         })
     }
 }
@@ -122,8 +130,11 @@ impl ConstraintCompiler {
 /// One request's position in a grammar.
 pub struct GrammarMatcher {
     inner: Matcher,
+    env: toktrie::TokEnv,
     vocab_size: usize,
     notes: Vec<String>,
+    /// JSON only: keeps generated numbers representable (see [`NumberGuard`]).
+    numbers: Option<NumberGuard>,
 }
 
 impl std::fmt::Debug for GrammarMatcher {
@@ -163,6 +174,60 @@ impl GrammarMatcher {
                 *l = f32::NEG_INFINITY;
             }
         }
+        if let Some(g) = self.numbers.clone().filter(|g| g.active()) {
+            let env = self.env.clone();
+            let trie = env.tok_trie();
+            let n = logits.len().min(self.vocab_size);
+            let vetoed: Vec<usize> = (0..n)
+                .filter(|&i| logits[i] > f32::NEG_INFINITY && !g.allows(trie.token(i as u32)))
+                .collect();
+            let remaining = logits[..n]
+                .iter()
+                .filter(|l| **l > f32::NEG_INFINITY)
+                .count();
+            let kill: Vec<usize> = if vetoed.len() < remaining {
+                vetoed
+            } else if g.over_limit() {
+                // Only number-extending tokens fit (a `multipleOf` not yet satisfied, say):
+                // keep those after which the number may end, if there are any.
+                let mut closing = Vec::new();
+                for &i in &vetoed {
+                    if self.inner.consume_token(i as u32).is_err() {
+                        continue;
+                    }
+                    let mut after = g.clone();
+                    after.push(trie.token(i as u32));
+                    let mut can_end = false;
+                    if let Ok(mask) = self.inner.compute_mask() {
+                        mask.iter_set_entries(|j| {
+                            can_end |= j < n && after.allows(trie.token(j as u32))
+                        });
+                    }
+                    if can_end {
+                        closing.push(i);
+                    }
+                    self.inner
+                        .rollback(1)
+                        .map_err(|_| self.fail("rolling back a probe token"))?;
+                }
+                // Of those, the shortest: end the number as soon as possible.
+                let shortest = closing.iter().map(|&i| trie.token(i as u32).len()).min();
+                closing.retain(|&i| Some(trie.token(i as u32).len()) == shortest);
+                if closing.is_empty() {
+                    Vec::new()
+                } else {
+                    vetoed
+                        .into_iter()
+                        .filter(|i| !closing.contains(i))
+                        .collect()
+                }
+            } else {
+                Vec::new()
+            };
+            for i in kill {
+                logits[i] = f32::NEG_INFINITY;
+            }
+        }
         Ok(())
     }
 
@@ -179,7 +244,11 @@ impl GrammarMatcher {
     pub fn accept(&mut self, token: u32) -> Result<()> {
         self.inner
             .consume_token(token)
-            .map_err(|_| self.fail(&format!("token {token} does not fit the grammar")))
+            .map_err(|_| self.fail(&format!("token {token} does not fit the grammar")))?;
+        if let Some(g) = self.numbers.as_mut() {
+            g.push(self.env.tok_trie().token(token));
+        }
+        Ok(())
     }
 
     /// Tokens the grammar forces next (fast-forward), possibly none.

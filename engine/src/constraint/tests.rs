@@ -127,3 +127,42 @@ fn forced_tokens_cover_a_fixed_prefix() {
         .unwrap();
     assert_eq!(tok.decode(&m.forced_tokens()).unwrap(), "INC-");
 }
+
+#[test]
+fn generated_numbers_stay_representable_but_the_grammar_is_never_starved() {
+    let (tok, c) = compiler();
+    let mut m = c
+        .compile(&ConstraintSpec::JsonSchema(json!({"type": "number"})))
+        .unwrap();
+    for t in tok.encode("8e00").unwrap() {
+        m.accept(t).unwrap();
+    }
+    let mut logits = vec![0.0f32; 65536];
+    m.mask_logits(&mut logits).unwrap();
+    let allowed: Vec<u32> = (0..65536u32)
+        .filter(|&i| logits[i as usize].is_finite())
+        .collect();
+    assert_eq!(
+        allowed,
+        vec![crate::text::special::IM_END],
+        "only the end may follow 8e00"
+    );
+    // Where only digits fit (an exponent just opened), digits stay allowed.
+    let mut m = c
+        .compile(&ConstraintSpec::JsonSchema(json!({"type": "number"})))
+        .unwrap();
+    for t in tok.encode("8e").unwrap() {
+        m.accept(t).unwrap();
+    }
+    let mut logits = vec![0.0f32; 65536];
+    m.mask_logits(&mut logits).unwrap();
+    assert!(logits[tok.encode("5").unwrap()[0] as usize].is_finite());
+    // The checker is unaffected: the grammar itself accepts long numbers.
+    let mut m = c
+        .compile(&ConstraintSpec::JsonSchema(json!({"type": "number"})))
+        .unwrap();
+    assert!(m
+        .check(&tok.encode("123456789012345678901234567890e123").unwrap())
+        .unwrap()
+        .accepted());
+}

@@ -1,0 +1,99 @@
+//! Helpers shared by the constraint test suites.
+
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use lfm_engine::constraint::{CheckOutcome, ConstraintCompiler, ConstraintSpec};
+use lfm_engine::folder::{LoadOptions, LoadedModel};
+use lfm_engine::generate::{generate_constrained, GenerateOptions};
+use lfm_engine::sampling::SamplingParams;
+use lfm_engine::session::Session;
+use lfm_engine::synth::{write_model_folder, DiskDtype, Preset};
+use serde_json::Value;
+
+/// The tiny synthetic model (65,536-token vocabulary) and its constraint compiler.
+pub fn tiny() -> (&'static LoadedModel, &'static ConstraintCompiler) {
+    static M: OnceLock<(tempfile::TempDir, LoadedModel, ConstraintCompiler)> = OnceLock::new();
+    let (_, m, c) = M.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        write_model_folder(Preset::Tiny, DiskDtype::F32, 7, dir.path()).unwrap();
+        let m = LoadedModel::load(dir.path(), &LoadOptions::default()).unwrap();
+        let c = m.constraint_compiler().unwrap();
+        (dir, m, c)
+    });
+    (m, c)
+}
+
+/// Walks the compact serialisation of `instance` through a fresh matcher for `schema`.
+pub fn check(
+    c: &ConstraintCompiler,
+    m: &LoadedModel,
+    schema: &Value,
+    instance: &Value,
+) -> CheckOutcome {
+    let tok = m.tokenizer.as_ref().unwrap();
+    let ids = tok
+        .encode(&serde_json::to_string(instance).unwrap())
+        .unwrap();
+    c.compile(&ConstraintSpec::JsonSchema(schema.clone()))
+        .unwrap()
+        .check(&ids)
+        .unwrap()
+}
+
+/// One constrained generation; `Some(text)` when it completed.
+pub fn generate_json(
+    c: &ConstraintCompiler,
+    m: &LoadedModel,
+    schema: &Value,
+    seed: u64,
+    temperature: f32,
+    max_tokens: usize,
+) -> Option<String> {
+    let tok = m.tokenizer.as_ref().unwrap();
+    let mut matcher = c
+        .compile(&ConstraintSpec::JsonSchema(schema.clone()))
+        .unwrap();
+    let prompt = tok
+        .encode(
+            "<|startoftext|><|im_start|>user\nGive me the JSON.<|im_end|>\n<|im_start|>assistant\n",
+        )
+        .unwrap();
+    let mut s = Session::new(m.model.clone(), 4096).unwrap();
+    let opts = GenerateOptions {
+        max_tokens,
+        sampling: SamplingParams {
+            temperature,
+            seed,
+            ..Default::default()
+        },
+        stop_tokens: m.stop_tokens(),
+        ..Default::default()
+    };
+    let g =
+        generate_constrained(&mut s, Some(tok), &prompt, &opts, &mut matcher, &mut |_| {}).unwrap();
+    (g.constraint_complete == Some(true)).then_some(g.text)
+}
+
+/// Draft 2020-12 validators for `schema`: as the specification has it (`format` is an
+/// annotation) and with formats asserted (stricter than the engine's format regexes in a few
+/// corners, such as leap seconds).
+pub fn validators(schema: &Value) -> (jsonschema::Validator, jsonschema::Validator) {
+    let build = |formats: bool| {
+        jsonschema::options()
+            .with_draft(jsonschema::Draft::Draft202012)
+            .should_validate_formats(formats)
+            .build(schema)
+            .unwrap_or_else(|e| panic!("jsonschema cannot build {schema}: {e}"))
+    };
+    (build(false), build(true))
+}
+
+/// `../shared/json-schema-test-suite/draft2020-12` beside the repository, if present.
+pub fn suite_dir() -> Option<PathBuf> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/json-schema-test-suite/draft2020-12");
+    p.is_dir().then_some(p)
+}

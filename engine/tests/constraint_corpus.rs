@@ -41,6 +41,26 @@ fn own_corpus_checker_agrees_with_labels_and_generation_is_always_valid() {
         let name = f.file_name().unwrap().to_string_lossy().to_string();
         let doc: Value = serde_json::from_str(&std::fs::read_to_string(f).unwrap()).unwrap();
         let schema = &doc["schema"];
+        // The labels themselves, checked with the `jsonschema` crate.
+        let (loose, strict) = common::validators(schema);
+        for inst in doc["valid"].as_array().into_iter().flatten() {
+            assert!(
+                strict.is_valid(inst),
+                "{name}: a `valid` instance does not validate: {inst}"
+            );
+        }
+        for inst in doc["invalid"].as_array().into_iter().flatten() {
+            assert!(
+                !loose.is_valid(inst),
+                "{name}: an `invalid` instance validates: {inst}"
+            );
+        }
+        for inst in doc["invalid_format"].as_array().into_iter().flatten() {
+            assert!(
+                loose.is_valid(inst) && !strict.is_valid(inst),
+                "{name}: bad `invalid_format` label: {inst}"
+            );
+        }
         if let Err(e) = c.compile(&ConstraintSpec::JsonSchema(schema.clone())) {
             refused.push(format!("{name}: {e}"));
             continue;

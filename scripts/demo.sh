@@ -12,5 +12,8 @@ echo "== generate (tiny synthetic model)"
 "$bin" generate --model "$model" --prompt "Disk full on db-1, what should I check?" --max-tokens 32 --seed 1 --stats
 echo "== generate --json"
 "$bin" generate --model "$model" --prompt "Summarise ticket 42" --max-tokens 16 --seed 2 --json
+echo "== generate under a JSON Schema (examples/triage.schema.json): valid by construction"
+"$bin" generate --model "$model" --prompt "Checkout returns 502 for EU customers" \
+    --json-schema examples/triage.schema.json --max-tokens 400 --seed 2 --json
 echo "== logits on a parity fixture (compare with engine/tests/fixtures/parity/old_style_tied_f32/reference.safetensors)"
 "$bin" logits --model engine/tests/fixtures/parity/old_style_tied_f32 --tokens 1,5,9,0,17

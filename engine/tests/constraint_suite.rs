@@ -48,6 +48,7 @@ fn official_suite_is_refused_clearly_or_enforced_soundly() {
     let (mut valid_total, mut valid_accepted, mut invalid_total, mut invalid_rejected) =
         (0, 0, 0, 0);
     let mut wrong_accepts = Vec::new();
+    let mut over_strict = Vec::new();
     let (mut generated, mut completed, mut completed_valid, mut format_strict) = (0, 0, 0, 0);
     let mut bad_outputs = Vec::new();
     for file in files
@@ -86,6 +87,9 @@ fn official_suite_is_refused_clearly_or_enforced_soundly() {
                 if t["valid"] == true {
                     valid_total += 1;
                     valid_accepted += usize::from(accepted);
+                    if !accepted {
+                        over_strict.push(format!("{what} / {}: {}", t["description"], t["data"]));
+                    }
                 } else {
                     invalid_total += 1;
                     invalid_rejected += usize::from(!accepted);
@@ -125,6 +129,9 @@ fn official_suite_is_refused_clearly_or_enforced_soundly() {
     eprintln!(
         "checker vs suite labels: valid accepted {valid_accepted}/{valid_total}, invalid rejected {invalid_rejected}/{invalid_total}"
     );
+    for o in &over_strict {
+        eprintln!("  valid but refused (over-strict): {o}");
+    }
     for w in &wrong_accepts {
         eprintln!("  accepted although invalid: {w}");
     }

@@ -404,31 +404,29 @@ fn context_overflow_is_a_clear_error() {
     assert!(stderr(&o).contains("context full"), "{}", stderr(&o));
 }
 
-#[test]
-fn chat_answers_each_line_and_keeps_going() {
+/// Runs `lfm-agent chat ARGS` with `input` on stdin.
+fn chat(args: &[&str], input: &[u8]) -> Output {
     use std::io::Write;
-    let dir = synth_tiny();
     let mut child = bin()
-        .args([
-            "chat",
-            "--model",
-            dir.path().to_str().unwrap(),
-            "--max-tokens",
-            "6",
-            "--stats",
-        ])
+        .arg("chat")
+        .args(args)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    child
-        .stdin
-        .as_mut()
-        .unwrap()
-        .write_all(b"hello\nand again\n/reset\nthird\n")
-        .unwrap();
-    let o = child.wait_with_output().unwrap();
+    child.stdin.as_mut().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn chat_answers_each_line_and_keeps_going() {
+    let dir = synth_tiny();
+    let model = dir.path().to_str().unwrap();
+    let o = chat(
+        &["--model", model, "--max-tokens", "6", "--stats"],
+        b"hello\nand again\n/reset\nthird\n",
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let answers = stderr(&o).matches("[prefill").count();
     assert_eq!(answers, 3, "{}", stderr(&o));
@@ -436,31 +434,12 @@ fn chat_answers_each_line_and_keeps_going() {
 
 #[test]
 fn chat_reuses_the_cached_prefix_without_changing_the_answer() {
-    use std::io::Write;
     let dir = synth_tiny();
     let model = dir.path().to_str().unwrap();
-    let mut child = bin()
-        .args([
-            "chat",
-            "--model",
-            model,
-            "--max-tokens",
-            "8",
-            "--temperature",
-            "0",
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .as_mut()
-        .unwrap()
-        .write_all(b"first question\nsecond question\n")
-        .unwrap();
-    let o = child.wait_with_output().unwrap();
+    let o = chat(
+        &["--model", model, "--max-tokens", "8", "--temperature", "0"],
+        b"first question\nsecond question\n",
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
     let answers: Vec<&str> = out

@@ -345,6 +345,17 @@ impl LoadedModel {
     }
 }
 
+/// A special token's text from `tokenizer_config.json`: a string, or `{"content": ...}`.
+fn special_token(cfg: Option<&Value>, key: &str, default: &str) -> String {
+    cfg.and_then(|c| c.get(key))
+        .and_then(|b| {
+            b.as_str()
+                .or_else(|| b.get("content").and_then(Value::as_str))
+        })
+        .unwrap_or(default)
+        .to_string()
+}
+
 fn load_template(dir: &Path) -> Result<ChatTemplate> {
     let cfg_path = dir.join("tokenizer_config.json");
     let cfg: Option<Value> = if cfg_path.is_file() {
@@ -356,24 +367,8 @@ fn load_template(dir: &Path) -> Result<ChatTemplate> {
     } else {
         None
     };
-    let bos = cfg
-        .as_ref()
-        .and_then(|c| c.get("bos_token"))
-        .and_then(|b| {
-            b.as_str()
-                .or_else(|| b.get("content").and_then(Value::as_str))
-        })
-        .unwrap_or("<|startoftext|>")
-        .to_string();
-    let eos = cfg
-        .as_ref()
-        .and_then(|c| c.get("eos_token"))
-        .and_then(|b| {
-            b.as_str()
-                .or_else(|| b.get("content").and_then(Value::as_str))
-        })
-        .unwrap_or("<|im_end|>")
-        .to_string();
+    let bos = special_token(cfg.as_ref(), "bos_token", "<|startoftext|>");
+    let eos = special_token(cfg.as_ref(), "eos_token", "<|im_end|>");
     let jinja = dir.join("chat_template.jinja");
     if jinja.is_file() {
         let src = std::fs::read_to_string(&jinja).map_err(|e| Error::io(&jinja, e))?;

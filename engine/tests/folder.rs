@@ -66,49 +66,20 @@ fn template_sources_in_order_of_precedence() {
     assert!(e.contains("chat_template.jinja"), "{e}");
 }
 
+/// Writes `generation_config.json` and loads the folder.
+fn load_with_generation_config(dir: &Path, json: &str) -> lfm_engine::Result<LoadedModel> {
+    std::fs::write(dir.join("generation_config.json"), json).unwrap();
+    LoadedModel::load(dir, &LoadOptions::default())
+}
+
 #[test]
 fn generation_config_sets_defaults_and_eos() {
     let dir = copy("old_style_tied_f32");
-    std::fs::write(
-        dir.path().join("generation_config.json"),
+    let m = load_with_generation_config(
+        dir.path(),
         r#"{"do_sample": false, "temperature": 0.7, "top_p": 0.9, "eos_token_id": [7, 2], "max_new_tokens": 99}"#,
     )
     .unwrap();
-    let m = LoadedModel::load(dir.path(), &LoadOptions::default()).unwrap();
-    assert_eq!(
-        m.generation.sampling().temperature,
-        0.0,
-        "do_sample=false means greedy"
-    );
-    // Like transformers' GenerationConfig: do_sample without a temperature samples at 1.0, top_k 50.
-    std::fs::write(
-        dir.path().join("generation_config.json"),
-        r#"{"do_sample": true}"#,
-    )
-    .unwrap();
-    let m = LoadedModel::load(dir.path(), &LoadOptions::default()).unwrap();
-    assert_eq!(
-        (m.generation.sampling().temperature, m.generation.top_k),
-        (1.0, Some(50))
-    );
-    std::fs::write(
-        dir.path().join("generation_config.json"),
-        r#"{"do_sample": true, "top_p": 1.5}"#,
-    )
-    .unwrap();
-    let e = LoadedModel::load(dir.path(), &LoadOptions::default())
-        .unwrap_err()
-        .to_string();
-    assert!(
-        e.contains("generation_config.json") && e.contains("top_p"),
-        "{e}"
-    );
-    std::fs::write(
-        dir.path().join("generation_config.json"),
-        r#"{"do_sample": false, "temperature": 0.7, "top_p": 0.9, "eos_token_id": [7, 2], "max_new_tokens": 99}"#,
-    )
-    .unwrap();
-    let m = LoadedModel::load(dir.path(), &LoadOptions::default()).unwrap();
     assert_eq!(
         m.generation.sampling().temperature,
         0.0,
@@ -117,18 +88,24 @@ fn generation_config_sets_defaults_and_eos() {
     assert_eq!(m.generation.top_p, Some(0.9));
     assert_eq!(m.generation.max_new_tokens, Some(99));
     assert_eq!(m.stop_tokens(), vec![7, 2]);
-    std::fs::write(
-        dir.path().join("generation_config.json"),
-        r#"{"top_k": "many"}"#,
-    )
-    .unwrap();
-    let e = LoadedModel::load(dir.path(), &LoadOptions::default())
-        .unwrap_err()
-        .to_string();
-    assert!(
-        e.contains("generation_config.json") && e.contains("top_k"),
-        "{e}"
+    // Like transformers' GenerationConfig: do_sample without a temperature samples at 1.0, top_k 50.
+    let m = load_with_generation_config(dir.path(), r#"{"do_sample": true}"#).unwrap();
+    assert_eq!(
+        (m.generation.sampling().temperature, m.generation.top_k),
+        (1.0, Some(50))
     );
+    for (json, key) in [
+        (r#"{"do_sample": true, "top_p": 1.5}"#, "top_p"),
+        (r#"{"top_k": "many"}"#, "top_k"),
+    ] {
+        let e = load_with_generation_config(dir.path(), json)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("generation_config.json") && e.contains(key),
+            "{e}"
+        );
+    }
 }
 
 /// Rewrites every f32 tensor of a folder's model.safetensors through `f`, in `dtype`.

@@ -167,23 +167,30 @@ impl GrammarMatcher {
             .inner
             .compute_mask()
             .map_err(|_| self.fail("computing the token mask"))?;
-        let words = mask.as_slice();
-        for (i, l) in logits.iter_mut().enumerate().take(self.vocab_size) {
-            let allowed = words.get(i / 32).is_some_and(|w| (w >> (i % 32)) & 1 == 1);
-            if !allowed {
-                *l = f32::NEG_INFINITY;
+        // Everything off, then the allowed set back on: one pass over the set bits.
+        let n = logits.len().min(self.vocab_size);
+        let mut allowed = Vec::with_capacity(mask.num_set());
+        mask.iter_set_entries(|i| {
+            if i < n {
+                allowed.push(i);
             }
+        });
+        let kept: Vec<f32> = allowed.iter().map(|&i| logits[i]).collect();
+        logits.fill(f32::NEG_INFINITY);
+        for (&i, &l) in allowed.iter().zip(&kept) {
+            logits[i] = l;
         }
         if let Some(g) = self.numbers.clone().filter(|g| g.active()) {
             let env = self.env.clone();
             let trie = env.tok_trie();
-            let n = logits.len().min(self.vocab_size);
-            let vetoed: Vec<usize> = (0..n)
+            let vetoed: Vec<usize> = allowed
+                .iter()
+                .copied()
                 .filter(|&i| logits[i] > f32::NEG_INFINITY && !g.allows(trie.token(i as u32)))
                 .collect();
-            let remaining = logits[..n]
+            let remaining = allowed
                 .iter()
-                .filter(|l| **l > f32::NEG_INFINITY)
+                .filter(|&&i| logits[i] > f32::NEG_INFINITY)
                 .count();
             let kill: Vec<usize> = if vetoed.len() < remaining {
                 vetoed

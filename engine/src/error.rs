@@ -94,6 +94,24 @@ pub enum Error {
         /// The dtype in the file.
         found: String,
     },
+    /// A GGUF file is damaged, truncated, or not one this engine reads.
+    #[error("{path}: GGUF: {message}")]
+    Gguf {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with the byte offset or key where it applies.
+        message: String,
+    },
+    /// A tensor is stored in a ggml type the engine does not run.
+    #[error("{path}: tensor `{name}` has type {found}; supported: F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K")]
+    UnsupportedTensorType {
+        /// The model file.
+        path: PathBuf,
+        /// The tensor name.
+        name: String,
+        /// The type in the file.
+        found: String,
+    },
     /// The tokenizer could not be loaded or used.
     #[error("tokenizer: {0}")]
     Tokenizer(String),

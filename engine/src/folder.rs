@@ -235,8 +235,11 @@ pub struct LoadedModel {
 }
 
 impl LoadedModel {
-    /// Loads the folder `dir`.
+    /// Loads the folder `dir`, or a GGUF file (see [`LoadedModel::load_gguf`]).
     pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Self> {
+        if dir.is_file() {
+            return Self::load_gguf(dir);
+        }
         if !dir.is_dir() {
             return Err(Error::MissingFile {
                 path: dir.to_path_buf(),
@@ -320,6 +323,67 @@ impl LoadedModel {
 }
 
 impl LoadedModel {
+    /// Loads a llama.cpp GGUF file of architecture `lfm2`. Matrices stay memory-mapped in their
+    /// ggml types and are computed on in f32. The tokenizer is `tokenizer.json` beside the
+    /// file when there is one, else rebuilt from `tokenizer.ggml.*`; the chat template is
+    /// `tokenizer.chat_template`, else the built-in LFM2.5 template.
+    pub fn load_gguf(path: &Path) -> Result<Self> {
+        let file = crate::gguf::GgufFile::open(path)?;
+        let config = crate::gguf::config_from_gguf(&file)?;
+        let tok_json = path.parent().map(|d| d.join("tokenizer.json"));
+        let tokenizer = match tok_json.filter(|p| p.is_file()) {
+            Some(p) => Tokenizer::from_file(&p)?,
+            None => crate::gguf::tokenizer_from_gguf(&file)?,
+        };
+        let template_src = file
+            .get("tokenizer.chat_template")
+            .and_then(crate::gguf::Value::as_str)
+            .map(str::to_string);
+        let token_text = |key: &str, default: &str| {
+            file.get(key)
+                .and_then(crate::gguf::Value::as_u64)
+                .and_then(|id| tokenizer.id_to_token(id as u32))
+                .unwrap_or_else(|| default.to_string())
+        };
+        let bos = token_text("tokenizer.ggml.bos_token_id", "<|startoftext|>");
+        let eos = token_text("tokenizer.ggml.eos_token_id", "<|im_end|>");
+        let template = match &template_src {
+            Some(src) => ChatTemplate::new(
+                src,
+                &format!("{} (tokenizer.chat_template)", path.display()),
+                &bos,
+                &eos,
+            ),
+            None => ChatTemplate::new(
+                crate::text::BUILTIN_LFM2_TEMPLATE,
+                "built-in LFM2.5 template",
+                &bos,
+                &eos,
+            ),
+        }
+        .map_err(|e| match e {
+            Error::Template {
+                source_name,
+                message,
+            } => (source_name, message),
+            other => (path.display().to_string(), other.to_string()),
+        });
+        let generation = GenerationDefaults {
+            eos_token_ids: config.eos_token_ids.clone(),
+            ..GenerationDefaults::default()
+        };
+        let weights = crate::gguf::GgufWeights::new(file, config.clone());
+        let model = Lfm2Model::load(config, &weights, DType::F32)?;
+        tracing::info!(file = %path.display(), "GGUF model loaded");
+        Ok(LoadedModel {
+            dir: path.to_path_buf(),
+            model: Arc::new(model),
+            tokenizer: Some(tokenizer),
+            template,
+            generation,
+        })
+    }
+
     /// The chat template; an error naming the template file if it failed to load.
     pub fn template(&self) -> Result<&ChatTemplate> {
         self.template

@@ -1,4 +1,5 @@
-//! `lfm-agent bench constraint`: what grammar constraints cost.
+//! `lfm-agent bench constraint`: what grammar constraints cost. (`bench --model` is in
+//! `bench_model.rs`.)
 //!
 //! Mask time per token (p50, p99) over a corpus of schemas, with the model's own vocabulary;
 //! forward passes per generated token (fast-forward); and, on a second model (the 1.2B
@@ -18,9 +19,13 @@ use lfm_engine::session::Session;
 use super::common::ModelArgs;
 
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct BenchCmd {
     #[command(subcommand)]
-    command: BenchSub,
+    command: Option<BenchSub>,
+    /// Speed of one model: `lfm-agent bench --model M [--threads N]`.
+    #[command(flatten)]
+    model: super::bench_model::ModelBenchArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -56,7 +61,8 @@ pub struct ConstraintBenchArgs {
 
 pub fn run(c: BenchCmd) -> Result<()> {
     match c.command {
-        BenchSub::Constraint(a) => constraint(a),
+        Some(BenchSub::Constraint(a)) => constraint(a),
+        None => super::bench_model::run(c.model),
     }
 }
 

@@ -10,7 +10,8 @@ use lfm_engine::sampling::SamplingParams;
 /// Which model to load and how.
 #[derive(Debug, Clone, Args)]
 pub struct ModelArgs {
-    /// Hugging Face model folder (config.json, model.safetensors, tokenizer.json, ...).
+    /// Hugging Face model folder (config.json, model.safetensors, tokenizer.json, ...) or a
+    /// llama.cpp GGUF file (architecture lfm2).
     #[arg(long, value_name = "DIR")]
     pub model: PathBuf,
     /// Compute dtype: auto (f32), f32, bf16, f16 or f64.

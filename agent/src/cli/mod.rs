@@ -1,6 +1,7 @@
 //! Command-line parsing and dispatch.
 
 mod bench;
+mod bench_model;
 mod chat;
 mod common;
 mod constraint;
@@ -32,7 +33,7 @@ enum Command {
     Logits(logits::LogitsArgs),
     /// Constraint tools (`constraint check`).
     Constraint(constraint::ConstraintCmd),
-    /// Benchmarks (`bench constraint`).
+    /// Benchmarks: `bench --model M` (prefill, decode, TTFT, peak RSS), `bench constraint`.
     Bench(bench::BenchCmd),
 }
 

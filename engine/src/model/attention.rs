@@ -42,9 +42,14 @@ impl Attention {
         let (t, _) = u.dims2()?;
         let (nh, nkv, hd) = (self.num_heads, self.num_kv_heads, self.head_dim);
         let g = nh / nkv;
-        let q = self.q_proj.forward(u)?.reshape((t, nh, hd))?;
-        let k = self.k_proj.forward(u)?.reshape((t, nkv, hd))?;
-        let v = self.v_proj.forward(u)?.reshape((t, nkv, hd))?;
+        let mut qkv =
+            Linear::forward_many(&[&self.q_proj, &self.k_proj, &self.v_proj], u)?.into_iter();
+        let (Some(q), Some(k), Some(v)) = (qkv.next(), qkv.next(), qkv.next()) else {
+            unreachable!("forward_many returns one output per layer")
+        };
+        let q = q.reshape((t, nh, hd))?;
+        let k = k.reshape((t, nkv, hd))?;
+        let v = v.reshape((t, nkv, hd))?;
         let q = Rope::apply(&self.q_norm.forward(&q)?, rope.0, rope.1)?;
         let k = Rope::apply(&self.k_norm.forward(&k)?, rope.0, rope.1)?;
 

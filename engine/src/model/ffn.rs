@@ -16,8 +16,10 @@ pub struct FeedForward {
 impl FeedForward {
     /// Applies the block to `[T, H]`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let gate = self.w1.forward(x)?.silu()?;
-        let up = self.w3.forward(x)?;
-        self.w2.forward(&(gate * up)?)
+        let mut gu = Linear::forward_many(&[&self.w1, &self.w3], x)?.into_iter();
+        let (Some(gate), Some(up)) = (gu.next(), gu.next()) else {
+            unreachable!("forward_many returns one output per layer")
+        };
+        self.w2.forward(&(gate.silu()? * up)?)
     }
 }

@@ -6,6 +6,7 @@
 
 mod attention;
 mod conv;
+mod embedding;
 mod ffn;
 mod linear;
 mod norm;
@@ -15,6 +16,7 @@ use candle_core::{DType, Device, Tensor};
 
 pub use attention::Attention;
 pub use conv::ShortConv;
+pub use embedding::Embedding;
 pub use ffn::FeedForward;
 pub use linear::Linear;
 pub use norm::RmsNorm;
@@ -23,7 +25,28 @@ pub use rope::Rope;
 use crate::config::{LayerKind, ModelConfig};
 use crate::error::{Error, Result};
 use crate::session::LayerState;
-use crate::weights::WeightFiles;
+
+/// Where the model's tensors come from: a safetensors folder or a GGUF file. Names are the
+/// Hugging Face checkpoint's (`model.layers.3.feed_forward.w1.weight`); a source with other
+/// names translates them, and its errors name its own file and tensor.
+pub trait WeightSource {
+    /// A dense tensor of exactly `shape`, converted to `dtype`.
+    fn tensor(&self, name: &str, shape: &[usize], dtype: DType) -> Result<Tensor>;
+    /// The linear layer `prefix.weight` (`[out, in]`) and, with `bias`, `prefix.bias`.
+    fn linear(
+        &self,
+        prefix: &str,
+        out: usize,
+        inp: usize,
+        bias: bool,
+        dtype: DType,
+    ) -> Result<Linear>;
+    /// The `[vocab, hidden]` embedding table.
+    fn embedding(&self, name: &str, vocab: usize, hidden: usize, dtype: DType)
+        -> Result<Embedding>;
+    /// Whether the source holds tensor `name` (optional tensors such as an untied head).
+    fn has(&self, name: &str) -> bool;
+}
 
 /// The operator of one decoder layer.
 #[derive(Debug, Clone)]
@@ -57,18 +80,18 @@ pub enum Logits {
 pub struct Lfm2Model {
     config: ModelConfig,
     dtype: DType,
-    embed: Tensor,
+    embed: Embedding,
     layers: Vec<Layer>,
     final_norm: RmsNorm,
-    /// `None` when tied to `embed`.
-    lm_head: Option<Tensor>,
+    /// The embedding itself when tied.
+    lm_head: Linear,
     rope: Rope,
 }
 
 impl Lfm2Model {
     /// Builds the model from `weights`, computing in `dtype`. Every tensor is checked against
     /// the shape `config` implies.
-    pub fn load(config: ModelConfig, weights: &WeightFiles, dtype: DType) -> Result<Self> {
+    pub fn load(config: ModelConfig, weights: &dyn WeightSource, dtype: DType) -> Result<Self> {
         if !matches!(dtype, DType::F32 | DType::BF16 | DType::F16 | DType::F64) {
             return Err(Error::arg(
                 "dtype",
@@ -77,21 +100,15 @@ impl Lfm2Model {
         }
         let c = &config;
         let (h, v) = (c.hidden_size, c.vocab_size);
-        let load = |name: &str, shape: &[usize]| weights.load(name, shape, dtype);
+        let load = |name: &str, shape: &[usize]| weights.tensor(name, shape, dtype);
         let norm = |name: &str, width: usize| -> Result<RmsNorm> {
             Ok(RmsNorm::new(load(name, &[width])?, c.norm_eps))
         };
         let linear = |name: &str, out: usize, inp: usize, bias: bool| -> Result<Linear> {
-            let w = load(&format!("{name}.weight"), &[out, inp])?;
-            let b = if bias {
-                Some(load(&format!("{name}.bias"), &[out])?)
-            } else {
-                None
-            };
-            Ok(Linear::new(w, b))
+            weights.linear(name, out, inp, bias, dtype)
         };
 
-        let embed = load("model.embed_tokens.weight", &[v, h])?;
+        let embed = weights.embedding("model.embed_tokens.weight", v, h, dtype)?;
         let mut layers = Vec::with_capacity(c.num_layers());
         for (i, kind) in c.layer_kinds.iter().enumerate() {
             let p = format!("model.layers.{i}");
@@ -143,9 +160,9 @@ impl Lfm2Model {
         }
         let final_norm = norm("model.embedding_norm.weight", h)?;
         let lm_head = if c.tie_word_embeddings {
-            None
+            embed.as_head()
         } else {
-            Some(load("lm_head.weight", &[v, h])?)
+            linear("lm_head", v, h, false)?
         };
         let rope = Rope::new(c.head_dim, c.rope_theta);
         Ok(Lfm2Model {
@@ -162,6 +179,25 @@ impl Lfm2Model {
     /// The resolved configuration.
     pub fn config(&self) -> &ModelConfig {
         &self.config
+    }
+
+    /// Bytes of weights one decode step reads: every matrix, the head included (the embedding
+    /// contributes one row, not counted). The memory traffic a decode token costs, at least.
+    pub fn weight_bytes_per_token(&self) -> usize {
+        let mut n = self.lm_head.byte_len();
+        for l in &self.layers {
+            n += match &l.operator {
+                Operator::Conv(c) => c.in_proj.byte_len() + c.out_proj.byte_len(),
+                Operator::Attention(a) => {
+                    a.q_proj.byte_len()
+                        + a.k_proj.byte_len()
+                        + a.v_proj.byte_len()
+                        + a.out_proj.byte_len()
+                }
+            };
+            n += l.ffn.w1.byte_len() + l.ffn.w2.byte_len() + l.ffn.w3.byte_len();
+        }
+        n
     }
 
     /// The dtype activations and weights are computed in.
@@ -186,8 +222,7 @@ impl Lfm2Model {
             return Err(Error::TokenOutOfRange { id, vocab });
         }
         let t = tokens.len();
-        let ids = Tensor::from_vec(tokens.to_vec(), t, &Device::Cpu)?;
-        let mut x = self.embed.index_select(&ids, 0)?;
+        let mut x = self.embed.lookup(tokens)?;
         let (cos, sin) = self.rope.tables(pos, t, self.dtype)?;
         for (layer, st) in self.layers.iter().zip(state.iter_mut()) {
             let u = layer.operator_norm.forward(&x)?;
@@ -212,8 +247,7 @@ impl Lfm2Model {
             Logits::Last => x.narrow(0, t - 1, 1)?,
         };
         let x = self.final_norm.forward(&x)?;
-        let head = self.lm_head.as_ref().unwrap_or(&self.embed);
-        Ok(x.matmul(&head.t()?)?.to_dtype(DType::F32)?)
+        Ok(self.lm_head.forward(&x)?.to_dtype(DType::F32)?)
     }
 
     /// Fresh per-layer state: an empty KV cache with room for `reserve` tokens (growing up to

@@ -7,6 +7,7 @@
 //! memory traffic are those of the real model. `config.json` carries
 //! `"lfm_agent_synthetic": true` so tools can say so.
 
+mod gguf;
 mod tokenizer;
 mod writer;
 
@@ -16,6 +17,7 @@ use serde_json::json;
 
 use crate::error::{Error, Result};
 
+pub use gguf::write_gguf;
 pub use tokenizer::synth_tokenizer_json;
 
 /// A model shape.
@@ -23,6 +25,9 @@ pub use tokenizer::synth_tokenizer_json;
 pub enum Preset {
     /// A few-MB model with the full 65,536-token vocabulary, for tests and demos.
     Tiny,
+    /// A 2M-parameter model with a 512-token vocabulary and rows of 256 (whole K-quant
+    /// blocks), small enough to commit as GGUF parity fixtures.
+    Micro,
     /// The exact published LFM2.5-1.2B shape.
     Lfm25_1_2b,
 }
@@ -32,10 +37,11 @@ impl std::str::FromStr for Preset {
     fn from_str(s: &str) -> Result<Self> {
         match s {
             "tiny" => Ok(Preset::Tiny),
+            "micro" => Ok(Preset::Micro),
             "lfm2.5-1.2b" => Ok(Preset::Lfm25_1_2b),
             _ => Err(Error::arg(
                 "preset",
-                format!("`{s}`: expected tiny or lfm2.5-1.2b"),
+                format!("`{s}`: expected tiny, micro or lfm2.5-1.2b"),
             )),
         }
     }
@@ -51,6 +57,15 @@ pub enum DiskDtype {
 }
 
 impl Preset {
+    /// The preset's name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Preset::Tiny => "tiny",
+            Preset::Micro => "micro",
+            Preset::Lfm25_1_2b => "lfm2.5-1.2b",
+        }
+    }
+
     /// The `config.json` of the preset.
     pub fn config(self) -> serde_json::Value {
         let (hidden, layers, attn, heads, kv, inter, ctx): (
@@ -63,6 +78,7 @@ impl Preset {
             usize,
         ) = match self {
             Preset::Tiny => (64, 6, &[2, 4], 4, 2, 256, 4096),
+            Preset::Micro => (256, 4, &[1, 3], 4, 2, 384, 4096),
             Preset::Lfm25_1_2b => (2048, 16, &[2, 5, 8, 10, 12, 14], 32, 8, 12288, 128_000),
         };
         let layer_types: Vec<&str> = (0..layers)
@@ -77,7 +93,7 @@ impl Preset {
         json!({
             "architectures": ["Lfm2ForCausalLM"],
             "model_type": "lfm2",
-            "vocab_size": 65536,
+            "vocab_size": if self == Preset::Micro { 512 } else { 65536 },
             "hidden_size": hidden,
             "intermediate_size": inter,
             "num_hidden_layers": layers,
@@ -89,7 +105,7 @@ impl Preset {
             "conv_L_cache": 3,
             "block_auto_adjust_ff_dim": true,
             "block_ffn_dim_multiplier": 1.0,
-            "block_multiple_of": if self == Preset::Tiny { 32 } else { 256 },
+            "block_multiple_of": if self == Preset::Lfm25_1_2b { 256 } else { 32 },
             "layer_types": layer_types,
             "rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0},
             "tie_word_embeddings": true,
@@ -104,7 +120,7 @@ impl Preset {
     /// The default on-disk dtype: f32 for tiny, bf16 (as published) for the 1.2B shape.
     pub fn default_dtype(self) -> DiskDtype {
         match self {
-            Preset::Tiny => DiskDtype::F32,
+            Preset::Tiny | Preset::Micro => DiskDtype::F32,
             Preset::Lfm25_1_2b => DiskDtype::Bf16,
         }
     }

@@ -15,18 +15,18 @@ use super::DiskDtype;
 use crate::config::{LayerKind, ModelConfig};
 use crate::error::{Error, Result};
 
-enum Init {
+pub(super) enum Init {
     Normal(f32),
     AroundOne,
 }
 
-struct Spec {
-    name: String,
-    shape: Vec<usize>,
-    init: Init,
+pub(super) struct Spec {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub init: Init,
 }
 
-fn specs(c: &ModelConfig) -> Vec<Spec> {
+pub(super) fn specs(c: &ModelConfig) -> Vec<Spec> {
     let h = c.hidden_size;
     let mut out = Vec::new();
     let mut push =
@@ -88,7 +88,7 @@ fn specs(c: &ModelConfig) -> Vec<Spec> {
 }
 
 /// SplitMix64: fast, seedable, good enough for weights.
-struct Rng(u64);
+pub(super) struct Rng(pub u64);
 
 impl Rng {
     fn next_u64(&mut self) -> u64 {
@@ -103,6 +103,26 @@ impl Rng {
         ((self.next_u64() >> 40) as f32 + 0.5) / (1u64 << 24) as f32
     }
 
+    /// The values of `spec`, drawn as `write_random_weights` draws them (same seed, same
+    /// weights, whichever file format they go to).
+    pub(super) fn values(&mut self, spec: &Spec) -> Vec<f32> {
+        let n: usize = spec.shape.iter().product();
+        let mut out = Vec::with_capacity(n + 1);
+        while out.len() < n {
+            let (a, b) = self.normal_pair();
+            out.push(a);
+            out.push(b);
+        }
+        out.truncate(n);
+        for v in &mut out {
+            *v = match spec.init {
+                Init::Normal(std) => *v * std,
+                Init::AroundOne => 1.0 + 0.1 * *v,
+            };
+        }
+        out
+    }
+
     /// Two standard normals (Box-Muller).
     fn normal_pair(&mut self) -> (f32, f32) {
         let r = (-2.0 * self.uniform().ln()).sqrt();
@@ -110,6 +130,9 @@ impl Rng {
         (r * th.cos(), r * th.sin())
     }
 }
+
+/// Mixed into the seed so that seed 0 is not a degenerate SplitMix64 state.
+pub(super) const RNG_SALT: u64 = 0x5EED_1F4A_0000_0001;
 
 pub(super) fn write_random_weights(
     c: &ModelConfig,
@@ -153,7 +176,7 @@ pub(super) fn write_random_weights(
     w.write_all(&(head.len() as u64).to_le_bytes())
         .map_err(io)?;
     w.write_all(head.as_bytes()).map_err(io)?;
-    let mut rng = Rng(seed ^ 0x5EED_1F4A_0000_0001);
+    let mut rng = Rng(seed ^ RNG_SALT);
     let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
     for s in &specs {
         let n: usize = s.shape.iter().product();

@@ -235,3 +235,44 @@ fn open_shard(path: &Path) -> Result<Shard> {
 
 #[cfg(test)]
 mod tests;
+
+impl crate::model::WeightSource for WeightFiles {
+    fn tensor(&self, name: &str, shape: &[usize], dtype: DType) -> Result<Tensor> {
+        self.load(name, shape, dtype)
+    }
+
+    fn linear(
+        &self,
+        prefix: &str,
+        out: usize,
+        inp: usize,
+        bias: bool,
+        dtype: DType,
+    ) -> Result<crate::model::Linear> {
+        let w = self.load(&format!("{prefix}.weight"), &[out, inp], dtype)?;
+        let b = if bias {
+            Some(self.load(&format!("{prefix}.bias"), &[out], dtype)?)
+        } else {
+            None
+        };
+        Ok(crate::model::Linear::new(w, b))
+    }
+
+    fn embedding(
+        &self,
+        name: &str,
+        vocab: usize,
+        hidden: usize,
+        dtype: DType,
+    ) -> Result<crate::model::Embedding> {
+        Ok(crate::model::Embedding::Dense(self.load(
+            name,
+            &[vocab, hidden],
+            dtype,
+        )?))
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.contains(name)
+    }
+}

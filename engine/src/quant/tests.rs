@@ -1,0 +1,196 @@
+use std::sync::Arc;
+
+use half::f16;
+
+use super::act::QuantizedActs;
+use super::*;
+
+/// A deterministic stream of values in [-1, 1).
+fn values(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+/// Random bytes shaped as valid blocks of `ty`: every bit pattern is a valid K-quant block
+/// except the f16 scales, which are set to small finite values.
+fn random_blocks(ty: GgmlType, rows: usize, cols: usize, seed: u64) -> Vec<u8> {
+    let row_bytes = ty.row_bytes(cols).unwrap();
+    let raw = values(rows * row_bytes, seed);
+    let mut bytes: Vec<u8> = raw.iter().map(|v| ((v + 1.0) * 127.9) as u8).collect();
+    let scale = |b: &mut [u8], at: usize, v: f32| {
+        b[at..at + 2].copy_from_slice(&f16::from_f32(v).to_bits().to_le_bytes())
+    };
+    for (i, blk) in bytes.chunks_exact_mut(ty.block_bytes()).enumerate() {
+        let v = 0.001 + (i % 7) as f32 * 0.0005;
+        match ty {
+            GgmlType::Q4K | GgmlType::Q5K => {
+                scale(blk, 0, v);
+                scale(blk, 2, v * 0.5);
+            }
+            GgmlType::Q6K => scale(blk, 208, v),
+            GgmlType::Q4_0 | GgmlType::Q8_0 => scale(blk, 0, v * 10.0),
+            _ => {}
+        }
+    }
+    if matches!(ty, GgmlType::F16 | GgmlType::BF16 | GgmlType::F32) {
+        let m = QMatrix::quantize(ty, rows, cols, &values(rows * cols, seed)).unwrap();
+        return m.bytes().to_vec();
+    }
+    bytes
+}
+
+fn owned(ty: GgmlType, rows: usize, cols: usize, bytes: Vec<u8>) -> QMatrix {
+    QMatrix::new(ty, rows, cols, Storage::Owned(Arc::new(bytes))).unwrap()
+}
+
+const ALL: [GgmlType; 8] = [
+    GgmlType::F32,
+    GgmlType::F16,
+    GgmlType::BF16,
+    GgmlType::Q4_0,
+    GgmlType::Q8_0,
+    GgmlType::Q4K,
+    GgmlType::Q5K,
+    GgmlType::Q6K,
+];
+
+#[test]
+fn a_hand_built_q4_0_block_dequantizes_to_its_definition() {
+    // d = 0.5; low nibbles 0..15 are elements 0..15, high nibbles (15 - j) are 16..31.
+    let mut b = vec![0u8; 18];
+    b[..2].copy_from_slice(&f16::from_f32(0.5).to_bits().to_le_bytes());
+    for j in 0..16 {
+        b[2 + j] = (j as u8) | ((15 - j as u8) << 4);
+    }
+    let mut out = [0f32; 32];
+    dequantize_row(GgmlType::Q4_0, &b, &mut out);
+    for j in 0..16 {
+        assert_eq!(out[j], 0.5 * (j as f32 - 8.0));
+        assert_eq!(out[16 + j], 0.5 * (7.0 - j as f32));
+    }
+}
+
+#[test]
+fn q8_0_and_q4_0_round_trip_within_their_step() {
+    let x = values(4 * 64, 3);
+    for ty in [GgmlType::Q8_0, GgmlType::Q4_0] {
+        let m = QMatrix::quantize(ty, 4, 64, &x).unwrap();
+        let y = m.dequantize();
+        for (blk_x, blk_y) in x.chunks(32).zip(y.chunks(32)) {
+            let amax = blk_x.iter().fold(0f32, |m, v| m.max(v.abs()));
+            // Q8_0 rounds to the nearest of ±127 steps: half a step. Q4_0 maps the extreme
+            // value to -8 steps, so the opposite end clips at +7: up to a whole step there.
+            let bound = if ty == GgmlType::Q8_0 {
+                amax / 127.0 * 0.5
+            } else {
+                amax / 8.0
+            };
+            for (a, b) in blk_x.iter().zip(blk_y) {
+                assert!((a - b).abs() <= bound + 1e-3 * amax, "{ty}: {a} vs {b}");
+            }
+        }
+    }
+}
+
+#[test]
+fn every_kernel_matches_the_product_of_dequantized_weights_and_activations() {
+    let (rows, cols, t) = (8, 512, 3);
+    let x = values(t * cols, 11);
+    for ty in ALL {
+        let m = owned(ty, rows, cols, random_blocks(ty, rows, cols, 5));
+        let w = m.dequantize();
+        let mut out = vec![0f32; t * rows];
+        m.matmul(&x, t, &mut out);
+        for tok in 0..t {
+            let xr = &x[tok * cols..(tok + 1) * cols];
+            for r in 0..rows {
+                let exact: f32 = w[r * cols..(r + 1) * cols]
+                    .iter()
+                    .zip(xr)
+                    .map(|(a, b)| a * b)
+                    .sum();
+                let norm: f32 = w[r * cols..(r + 1) * cols].iter().map(|v| v.abs()).sum();
+                let got = out[tok * rows + r];
+                // Activation quantization error: at most half a step of 1/127 of each block's
+                // largest |x| (≤ 1) per value, so |Δ| ≤ Σ|w| / 254 (f16/bf16 activations: less).
+                assert!(
+                    (got - exact).abs() <= norm / 254.0 + 1e-4,
+                    "{ty} row {r} token {tok}: {got} vs {exact}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn simd_kernels_agree_with_the_scalar_reference() {
+    let cols = 1024;
+    let x = values(cols, 21);
+    for ty in ALL {
+        let bytes = random_blocks(ty, 1, cols, 9);
+        let acts = QuantizedActs::quantize(ty.act_format(), &x, 1, cols);
+        let fast = dot::kernel(ty)(&bytes, acts.token(0));
+        let slow = dot::scalar_kernel(ty)(&bytes, acts.token(0));
+        assert!(
+            (fast - slow).abs() <= 1e-4 * slow.abs().max(1.0),
+            "{ty}: {fast} vs {slow}"
+        );
+    }
+}
+
+#[test]
+fn threaded_tiles_cover_every_output_once() {
+    // Rows not a multiple of the tile, several tokens (prefill tiles) and one (decode tiles).
+    let (rows, cols) = (37, 64);
+    let m = QMatrix::quantize(GgmlType::Q8_0, rows, cols, &values(rows * cols, 2)).unwrap();
+    for t in [1, 9] {
+        let x = values(t * cols, 4);
+        let mut out = vec![f32::NAN; t * rows];
+        m.matmul(&x, t, &mut out);
+        let acts = QuantizedActs::quantize(ActFormat::Q8_0, &x, t, cols);
+        for tok in 0..t {
+            for r in 0..rows {
+                let want = dot::scalar_kernel(GgmlType::Q8_0)(m.row(r), acts.token(tok));
+                assert!(
+                    (out[tok * rows + r] - want).abs() < 1e-4,
+                    "t={t} ({tok},{r})"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_short_buffer_or_partial_block_is_refused() {
+    let e = QMatrix::new(GgmlType::Q4_0, 2, 64, Storage::Owned(Arc::new(vec![0; 71]))).unwrap_err();
+    assert_eq!(
+        e,
+        LayoutError::Truncated {
+            needed: 72,
+            available: 71
+        }
+    );
+    let e = QMatrix::new(
+        GgmlType::Q4K,
+        1,
+        128,
+        Storage::Owned(Arc::new(vec![0; 1000])),
+    )
+    .unwrap_err();
+    assert_eq!(e, LayoutError::PartialBlock { block: 256 });
+}
+
+#[test]
+fn slicing_rows_shares_the_bytes_of_those_rows() {
+    let m = QMatrix::quantize(GgmlType::Q8_0, 6, 32, &values(6 * 32, 8)).unwrap();
+    let s = m.slice_rows(2, 3).unwrap();
+    assert_eq!(s.dequantize(), m.dequantize()[2 * 32..5 * 32].to_vec());
+    assert!(m.slice_rows(4, 3).is_none());
+}

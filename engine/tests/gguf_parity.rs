@@ -9,10 +9,11 @@
 //! SiLU, norm sums, summation order) differs in the last bits, and sooner or later one
 //! activation sits within that much of a rounding boundary and lands one quantum apart; the
 //! difference then persists through the KV cache. The fixtures show exactly this: zero or
-//! ~1e-6 difference up to one position, then a constant level after it, of about 1e-2 (F16),
-//! 1e-1 (Q8_0) and 3e-1 (Q4_0): one quantum of the activation format, carried through random
-//! weights. The bounds are 2 to 2.5 times those levels, far below what a wrong layout, scale
-//! or tensor mapping gives (several units on logits that span about ±15).
+//! ~1e-6 difference up to one position, then a constant level after it, of about 1e-2 (F16)
+//! and 1e-1 to 3e-1 (Q8_0, Q4_0; which position flips, and so the level, depends on the
+//! summation order of the kernel in use): one quantum of the activation format, carried
+//! through random weights. The bounds are about twice the largest level seen, far below what a
+//! wrong layout, scale or tensor mapping gives (several units on logits that span about ±15).
 //!
 //! Top-1: ours must pick llama.cpp's token at every position whose top-2 margin in
 //! llama.cpp's logits is larger than the bound; at a near-tie (margin within the bound, where
@@ -138,7 +139,7 @@ fn f16_matches_llama_cpp() {
 
 #[test]
 fn q8_0_matches_llama_cpp() {
-    check("micro-q8_0", 2.5e-1);
+    check("micro-q8_0", 5e-1);
 }
 
 #[test]

@@ -344,7 +344,9 @@ impl WeightSource for GgufWeights {
                 return fused;
             }
         }
-        Ok(Linear::Quant(self.file.matrix(&g, out, inp)?))
+        Ok(Linear::Quant(
+            self.file.matrix(&g, out, inp)?.into_fast_layout(),
+        ))
     }
 
     fn embedding(
@@ -355,7 +357,9 @@ impl WeightSource for GgufWeights {
         _dtype: DType,
     ) -> Result<Embedding> {
         let g = self.name(name)?;
-        Ok(Embedding::Quant(self.file.matrix(&g, vocab, hidden)?))
+        Ok(Embedding::Quant(
+            self.file.matrix(&g, vocab, hidden)?.into_fast_layout(),
+        ))
     }
 
     fn has(&self, name: &str) -> bool {

@@ -123,6 +123,14 @@ impl QuantizedActs {
     }
 }
 
+/// Round to nearest, ties to even, as ggml's `nearest_int` (valid for |v| < 2^22; the values
+/// here are within ±128). Inline arithmetic, not a libm call.
+#[inline(always)]
+fn nearest_int(v: f32) -> i32 {
+    let val = v + 12_582_912.0;
+    (val.to_bits() & 0x007f_ffff) as i32 - 0x0040_0000
+}
+
 /// ggml's Q8_0 activation quantization: `d = max|x| / 127` (stored as f16), values rounded to
 /// nearest, ties to even (as the AVX path rounds).
 fn quantize_q8_0(x: &[f32]) -> BlockQ8_0 {
@@ -132,7 +140,7 @@ fn quantize_q8_0(x: &[f32]) -> BlockQ8_0 {
     let mut qs = [0i8; 32];
     let mut sum = 0i32;
     for (q, &v) in qs.iter_mut().zip(x) {
-        let r = (v * id).round_ties_even() as i32;
+        let r = nearest_int(v * id);
         *q = r.clamp(-127, 127) as i8;
         sum += *q as i32;
     }
@@ -163,7 +171,7 @@ fn quantize_q8_k(x: &[f32]) -> BlockQ8K {
     }
     let iscale = -127.0 / max;
     for (q, &v) in b.qs.iter_mut().zip(x) {
-        *q = ((iscale * v).round_ties_even() as i32).min(127) as i8;
+        *q = nearest_int(iscale * v).min(127) as i8;
     }
     for (j, s) in b.bsums.iter_mut().enumerate() {
         *s = b.qs[j * 16..(j + 1) * 16].iter().map(|&q| q as i16).sum();

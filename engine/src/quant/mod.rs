@@ -17,10 +17,13 @@
 mod act;
 mod blocks;
 mod dot;
+mod packed;
 #[cfg(test)]
 mod tests;
 #[cfg(target_arch = "x86_64")]
 mod x86;
+#[cfg(target_arch = "x86_64")]
+mod x86_packed;
 
 use std::fmt;
 use std::sync::Arc;
@@ -194,11 +197,18 @@ pub struct QMatrix {
     cols: usize,
     row_bytes: usize,
     storage: Storage,
+    /// Rows are stored in the 8-row groups of `packed.rs`, not one after another.
+    packed: bool,
 }
 
 impl fmt::Debug for QMatrix {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "QMatrix({} [{}, {}])", self.ty, self.rows, self.cols)
+        let layout = if self.packed { ", packed x8" } else { "" };
+        write!(
+            f,
+            "QMatrix({} [{}, {}]{layout})",
+            self.ty, self.rows, self.cols
+        )
     }
 }
 
@@ -266,7 +276,36 @@ impl QMatrix {
             cols,
             row_bytes,
             storage,
+            packed: false,
         })
+    }
+
+    /// This matrix in the layout the fastest kernels on this CPU read: Q4_0 and Q8_0 with a
+    /// multiple of 8 rows become 8-row groups (an owned copy) when the CPU has AVX-512 VNNI;
+    /// anything else is returned as it is. The source pages of a mapped matrix are released
+    /// (`MADV_DONTNEED`) once copied, so the file is not held in memory twice.
+    pub fn into_fast_layout(self) -> QMatrix {
+        #[cfg(target_arch = "x86_64")]
+        if !self.packed && x86_packed::available() && packed::packable(self.ty, self.rows) {
+            let bytes = packed::pack(self.ty, self.bytes(), self.rows, self.row_bytes);
+            if let Storage::Mapped { map, offset } = &self.storage {
+                // SAFETY: the map is a read-only file mapping; DONTNEED only drops clean pages,
+                // which the kernel re-reads from the file if anything touches them again.
+                let _ = unsafe {
+                    map.unchecked_advise_range(
+                        memmap2::UncheckedAdvice::DontNeed,
+                        *offset,
+                        self.byte_len(),
+                    )
+                };
+            }
+            return QMatrix {
+                storage: Storage::Owned(Arc::new(bytes)),
+                packed: true,
+                ..self
+            };
+        }
+        self
     }
 
     /// Quantizes an f32 `[rows, cols]` matrix (row-major) into `ty`, in memory.
@@ -319,14 +358,20 @@ impl QMatrix {
         }
     }
 
-    /// Row `r`'s bytes.
+    /// Row `r`'s bytes (row-major layout only).
     fn row(&self, r: usize) -> &[u8] {
+        debug_assert!(!self.packed);
         &self.bytes()[r * self.row_bytes..(r + 1) * self.row_bytes]
     }
 
     /// Rows `start..start + n` as a matrix sharing these bytes (splitting a fused QKV weight).
     pub fn slice_rows(&self, start: usize, n: usize) -> Option<QMatrix> {
         if start.checked_add(n)? > self.rows {
+            return None;
+        }
+        // Packed groups are 8 rows × row_bytes too, so whole groups slice the same way.
+        if self.packed && !(start.is_multiple_of(packed::GROUP) && n.is_multiple_of(packed::GROUP))
+        {
             return None;
         }
         let storage = match &self.storage {
@@ -344,12 +389,19 @@ impl QMatrix {
             cols: self.cols,
             row_bytes: self.row_bytes,
             storage,
+            packed: self.packed,
         })
     }
 
     /// Row `r` as f32 (embedding lookups).
     pub fn dequantize_row_into(&self, r: usize, out: &mut [f32]) {
-        dequantize_row(self.ty, self.row(r), out);
+        if self.packed {
+            let mut row = vec![0u8; self.row_bytes];
+            packed::unpack_row(self.ty, self.bytes(), r, self.row_bytes, &mut row);
+            dequantize_row(self.ty, &row, out);
+        } else {
+            dequantize_row(self.ty, self.row(r), out);
+        }
     }
 
     /// The whole matrix as f32, row-major.
@@ -377,6 +429,9 @@ impl QMatrix {
         assert_eq!(acts.format(), self.ty.act_format(), "activation format");
         assert_eq!(acts.cols(), self.cols, "activation width");
         assert_eq!(out.len(), t * self.rows, "matmul output length");
+        if self.packed {
+            return self.matmul_packed(acts, out);
+        }
         let kernel = dot::kernel(self.ty);
         let rows = self.rows;
         // Tiles of rows small enough that a tile's weights stay in L1/L2 while every token
@@ -405,6 +460,62 @@ impl QMatrix {
     }
 }
 
+impl QMatrix {
+    #[cfg(not(target_arch = "x86_64"))]
+    fn matmul_packed(&self, _acts: &QuantizedActs, _out: &mut [f32]) {
+        unreachable!("matrices are packed only on x86_64")
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    fn matmul_packed(&self, acts: &QuantizedActs, out: &mut [f32]) {
+        let t = acts.tokens();
+        let rows = self.rows;
+        let nblocks = self.cols / self.ty.block_len();
+        let gbytes = nblocks * packed::group_block_bytes(self.ty);
+        let tokens: Vec<&[act::BlockQ8_0]> = (0..t)
+            .map(|i| match acts.token(i) {
+                act::ActRow::Q8_0(a) => a,
+                _ => unreachable!("packed matrices take Q8_0 activations"),
+            })
+            .collect();
+        let groups = rows / packed::GROUP;
+        let per_task = if t <= 4 {
+            groups
+                .div_ceil(rayon::current_num_threads().max(1) * 4)
+                .max(1)
+        } else {
+            1
+        };
+        let out_ptr = SharedOut(out.as_mut_ptr());
+        let bytes = self.bytes();
+        let body = |task: usize| {
+            let g0 = task * per_task;
+            for g in g0..(g0 + per_task).min(groups) {
+                let gb = &bytes[g * gbytes..(g + 1) * gbytes];
+                // SAFETY: `into_fast_layout` packs only when `available()`; the group holds
+                // `nblocks` blocks and every token row `nblocks` activation blocks; groups are
+                // disjoint row ranges, each written by one task, inside `out` (t × rows).
+                unsafe {
+                    x86_packed::group_dot(
+                        self.ty,
+                        gb,
+                        nblocks,
+                        &tokens,
+                        out_ptr.at(g * packed::GROUP),
+                        rows,
+                    )
+                };
+            }
+        };
+        let tasks = groups.div_ceil(per_task);
+        if tasks == 1 || rayon::current_num_threads() == 1 {
+            (0..tasks).for_each(body);
+        } else {
+            (0..tasks).into_par_iter().for_each(body);
+        }
+    }
+}
+
 fn tile_rows(rows: usize, tokens: usize) -> usize {
     let threads = rayon::current_num_threads().max(1);
     // Decode: few, large tiles (one per thread and a little slack). Prefill: 16-row tiles.
@@ -421,6 +532,15 @@ struct SharedOut(*mut f32);
 unsafe impl Send for SharedOut {}
 unsafe impl Sync for SharedOut {}
 impl SharedOut {
+    /// The pointer `i` elements in.
+    ///
+    /// # Safety
+    /// `i` must be within the buffer.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn at(self, i: usize) -> *mut f32 {
+        self.0.add(i)
+    }
+
     /// # Safety
     /// `i` must be in bounds and written by one thread only.
     unsafe fn write(self, i: usize, v: f32) {

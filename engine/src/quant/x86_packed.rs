@@ -1,0 +1,199 @@
+//! AVX-512 VNNI kernels over the 8-row groups of `packed.rs`, several tokens at a time.
+//!
+//! One 64-byte load holds one block of four rows (Q4_0: 4 × 16 bytes of nibbles) or two rows
+//! (Q8_0: 2 × 32 bytes); `vpdpbusd` multiplies it by the token's block broadcast to every
+//! 128- or 256-bit lane, so each i32 lane sums four products of one row. The weights enter as
+//! unsigned bytes (Q4_0 nibbles 0..15; Q8_0 bytes xor 0x80, i.e. w + 128); the offset that
+//! adds (8·Σy or 128·Σy per block, an exact integer) is accumulated apart, scaled like the
+//! block, and taken off at the end. Lanes of a row are summed once, after the last block.
+//! Integer parts are exact, as in the scalar kernels; only the f32 summation order differs.
+
+use std::arch::x86_64::*;
+use std::sync::OnceLock;
+
+use super::act::BlockQ8_0;
+use super::packed::group_block_bytes;
+use super::GgmlType;
+
+/// Whether this CPU runs the packed kernels (AVX-512 F/BW/VNNI and F16C).
+pub(super) fn available() -> bool {
+    static HAS: OnceLock<bool> = OnceLock::new();
+    *HAS.get_or_init(|| {
+        is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx512bw")
+            && is_x86_feature_detected!("avx512vnni")
+            && is_x86_feature_detected!("f16c")
+            && is_x86_feature_detected!("fma")
+    })
+}
+
+/// Writes the 8 outputs of one group for every token of `acts` (each a row of Q8_0 blocks):
+/// token `t`'s go to `out + t·stride .. + 8`.
+///
+/// # Safety
+/// [`available`] must be true; `group` holds `nblocks` group-blocks of `ty`, every act row
+/// holds `nblocks` blocks, and `out + t·stride + 8` is writable for every token, by this
+/// caller only.
+pub(super) unsafe fn group_dot(
+    ty: GgmlType,
+    group: &[u8],
+    nblocks: usize,
+    acts: &[&[BlockQ8_0]],
+    out: *mut f32,
+    stride: usize,
+) {
+    debug_assert!(group.len() >= nblocks * group_block_bytes(ty));
+    let mut done = 0;
+    while done < acts.len() {
+        let n = (acts.len() - done).min(if ty == GgmlType::Q4_0 { 6 } else { 4 });
+        let a = &acts[done..done + n];
+        // SAFETY: caller's contract.
+        let o = unsafe { Out(out.add(done * stride), stride) };
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            match (ty, n) {
+                (GgmlType::Q4_0, 1) => q4_0::<1>(group, nblocks, a, o),
+                (GgmlType::Q4_0, 2) => q4_0::<2>(group, nblocks, a, o),
+                (GgmlType::Q4_0, 3) => q4_0::<3>(group, nblocks, a, o),
+                (GgmlType::Q4_0, 4) => q4_0::<4>(group, nblocks, a, o),
+                (GgmlType::Q4_0, 5) => q4_0::<5>(group, nblocks, a, o),
+                (GgmlType::Q4_0, _) => q4_0::<6>(group, nblocks, a, o),
+                (_, 1) => q8_0::<1>(group, nblocks, a, o),
+                (_, 2) => q8_0::<2>(group, nblocks, a, o),
+                (_, 3) => q8_0::<3>(group, nblocks, a, o),
+                (_, _) => q8_0::<4>(group, nblocks, a, o),
+            }
+        }
+        done += n;
+    }
+}
+
+/// Where a group's outputs go: token `t`, row `r` at `self.0 + t·self.1 + r`.
+#[derive(Clone, Copy)]
+struct Out(*mut f32, usize);
+
+/// Sums each run of `per_row` lanes of `v` (rows in lane order) less the row's offset, into
+/// `dst[..16 / per_row]`.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn lanes_to_rows(v: __m512, per_row: usize, offset: &[f32], dst: *mut f32) {
+    let mut lanes = [0f32; 16];
+    // SAFETY: `lanes` is 16 f32.
+    unsafe { _mm512_storeu_ps(lanes.as_mut_ptr(), v) };
+    for (i, off) in offset.iter().enumerate().take(16 / per_row) {
+        let s: f32 = lanes[i * per_row..(i + 1) * per_row].iter().sum();
+        // SAFETY: `dst` has room for this group's rows (`group_dot`'s contract).
+        unsafe { *dst.add(i) = s - off };
+    }
+}
+
+#[inline]
+#[target_feature(enable = "avx2")]
+fn spill(v: __m256) -> [f32; 8] {
+    let mut a = [0f32; 8];
+    // SAFETY: `a` is 8 f32.
+    unsafe { _mm256_storeu_ps(a.as_mut_ptr(), v) };
+    a
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,f16c,fma,avx2")]
+unsafe fn q4_0<const NT: usize>(group: &[u8], nblocks: usize, acts: &[&[BlockQ8_0]], out: Out) {
+    let m4 = _mm512_set1_epi8(0x0F);
+    let zero = _mm512_setzero_si512();
+    let idx0 = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
+    let idx1 = _mm512_set_epi32(7, 7, 7, 7, 6, 6, 6, 6, 5, 5, 5, 5, 4, 4, 4, 4);
+    let mut acc = [[_mm512_setzero_ps(); 2]; NT];
+    let mut off = [_mm256_setzero_ps(); NT];
+    let gbb = group_block_bytes(GgmlType::Q4_0);
+    for k in 0..nblocks {
+        // SAFETY: block k of the group spans gbb bytes inside `group` (caller's contract).
+        unsafe {
+            let p = group.as_ptr().add(k * gbb);
+            let s256 = _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i));
+            let s8 = _mm512_castps256_ps512(s256);
+            let sp0 = _mm512_permutexvar_ps(idx0, s8);
+            let sp1 = _mm512_permutexvar_ps(idx1, s8);
+            let w0 = _mm512_loadu_si512(p.add(16) as *const _);
+            let w1 = _mm512_loadu_si512(p.add(80) as *const _);
+            let lo0 = _mm512_and_si512(w0, m4);
+            let hi0 = _mm512_and_si512(_mm512_srli_epi16::<4>(w0), m4);
+            let lo1 = _mm512_and_si512(w1, m4);
+            let hi1 = _mm512_and_si512(_mm512_srli_epi16::<4>(w1), m4);
+            for t in 0..NT {
+                let y = acts[t].get_unchecked(k);
+                let ylo = _mm512_broadcast_i32x4(_mm_loadu_si128(y.qs.as_ptr() as *const __m128i));
+                let yhi = _mm512_broadcast_i32x4(_mm_loadu_si128(
+                    y.qs.as_ptr().add(16) as *const __m128i
+                ));
+                let d0 = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(zero, lo0, ylo), hi0, yhi);
+                let d1 = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(zero, lo1, ylo), hi1, yhi);
+                let dy = _mm512_set1_ps(y.d);
+                acc[t][0] =
+                    _mm512_fmadd_ps(_mm512_cvtepi32_ps(d0), _mm512_mul_ps(sp0, dy), acc[t][0]);
+                acc[t][1] =
+                    _mm512_fmadd_ps(_mm512_cvtepi32_ps(d1), _mm512_mul_ps(sp1, dy), acc[t][1]);
+                // The nibbles are q + 8: 8·Σy·d_y·d_w per row comes off at the end.
+                off[t] = _mm256_fmadd_ps(s256, _mm256_set1_ps((8 * y.sum) as f32 * y.d), off[t]);
+            }
+        }
+    }
+    for t in 0..NT {
+        let o = spill(off[t]);
+        // SAFETY: token t's 8 outputs are writable (`group_dot`'s contract).
+        let dst = unsafe { out.0.add(t * out.1) };
+        lanes_to_rows(acc[t][0], 4, &o[0..4], dst);
+        lanes_to_rows(acc[t][1], 4, &o[4..8], unsafe { dst.add(4) });
+    }
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,f16c,fma,avx2")]
+unsafe fn q8_0<const NT: usize>(group: &[u8], nblocks: usize, acts: &[&[BlockQ8_0]], out: Out) {
+    let flip = _mm512_set1_epi8(0x80u8 as i8);
+    let zero = _mm512_setzero_si512();
+    let idx = [
+        _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0),
+        _mm512_set_epi32(3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2, 2, 2, 2, 2),
+        _mm512_set_epi32(5, 5, 5, 5, 5, 5, 5, 5, 4, 4, 4, 4, 4, 4, 4, 4),
+        _mm512_set_epi32(7, 7, 7, 7, 7, 7, 7, 7, 6, 6, 6, 6, 6, 6, 6, 6),
+    ];
+    let mut acc = [[_mm512_setzero_ps(); 4]; NT];
+    let mut off = [_mm256_setzero_ps(); NT];
+    let gbb = group_block_bytes(GgmlType::Q8_0);
+    for k in 0..nblocks {
+        // SAFETY: block k of the group spans gbb bytes inside `group` (caller's contract).
+        unsafe {
+            let p = group.as_ptr().add(k * gbb);
+            let s256 = _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i));
+            let s8 = _mm512_castps256_ps512(s256);
+            let mut w = [zero; 4];
+            let mut sp = [_mm512_setzero_ps(); 4];
+            for i in 0..4 {
+                w[i] = _mm512_xor_si512(_mm512_loadu_si512(p.add(16 + 64 * i) as *const _), flip);
+                sp[i] = _mm512_permutexvar_ps(idx[i], s8);
+            }
+            for t in 0..NT {
+                let y = acts[t].get_unchecked(k);
+                let y2 =
+                    _mm512_broadcast_i64x4(_mm256_loadu_si256(y.qs.as_ptr() as *const __m256i));
+                let dy = _mm512_set1_ps(y.d);
+                for i in 0..4 {
+                    let d = _mm512_dpbusd_epi32(zero, w[i], y2);
+                    acc[t][i] =
+                        _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_mul_ps(sp[i], dy), acc[t][i]);
+                }
+                // The bytes are w + 128: 128·Σy·d_y·d_w per row comes off at the end.
+                off[t] = _mm256_fmadd_ps(s256, _mm256_set1_ps((128 * y.sum) as f32 * y.d), off[t]);
+            }
+        }
+    }
+    for t in 0..NT {
+        let o = spill(off[t]);
+        // SAFETY: token t's 8 outputs are writable (`group_dot`'s contract).
+        let dst = unsafe { out.0.add(t * out.1) };
+        for i in 0..4 {
+            lanes_to_rows(acc[t][i], 8, &o[2 * i..2 * i + 2], unsafe {
+                dst.add(2 * i)
+            });
+        }
+    }
+}

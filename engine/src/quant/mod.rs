@@ -432,6 +432,10 @@ impl QMatrix {
         if self.packed {
             return self.matmul_packed(acts, out);
         }
+        #[cfg(target_arch = "x86_64")]
+        if self.ty == GgmlType::F16 && self.cols.is_multiple_of(16) && x86_packed::available() {
+            return self.matmul_f16_tiles(acts, out);
+        }
         let kernel = dot::kernel(self.ty);
         let rows = self.rows;
         // Tiles of rows small enough that a tile's weights stay in L1/L2 while every token
@@ -512,6 +516,64 @@ impl QMatrix {
             (0..tasks).for_each(body);
         } else {
             (0..tasks).into_par_iter().for_each(body);
+        }
+    }
+}
+
+impl QMatrix {
+    /// F16: 4-row × up-to-6-token register tiles (rows past a multiple of 4 by the row kernel).
+    #[cfg(target_arch = "x86_64")]
+    fn matmul_f16_tiles(&self, acts: &QuantizedActs, out: &mut [f32]) {
+        let (t, rows, cols) = (acts.tokens(), self.rows, self.cols);
+        // The activations as rounded f16, widened back to f32 once.
+        let x: Vec<f32> = (0..t)
+            .flat_map(|i| match acts.token(i) {
+                act::ActRow::F16(v) => v.iter().map(|h| h.to_f32()),
+                _ => unreachable!("F16 weights take f16 activations"),
+            })
+            .collect();
+        let kernel = dot::kernel(self.ty);
+        let out_ptr = SharedOut(out.as_mut_ptr());
+        let bytes = self.bytes();
+        let quads = rows / 4;
+        // A task owns 8 quads (32 rows): their weights stay in L2 while each 6-token chunk of
+        // activations, read once from memory per task, passes over all eight.
+        const QUADS_PER_TASK: usize = 8;
+        let body = |task: usize| {
+            let q0 = task * QUADS_PER_TASK;
+            let q1 = (q0 + QUADS_PER_TASK).min(quads);
+            let mut t0 = 0;
+            while t0 < t {
+                let n = (t - t0).min(6);
+                let xs = &x[t0 * cols..(t0 + n) * cols];
+                for q in q0..q1 {
+                    let w = &bytes[q * 4 * self.row_bytes..(q + 1) * 4 * self.row_bytes];
+                    // SAFETY: `available()` holds; `w` is 4 rows, `xs` n rows of `cols`, and
+                    // rows 4q..4q+4 of tokens t0..t0+n are this task's alone.
+                    unsafe {
+                        let o = out_ptr.at(t0 * rows + 4 * q);
+                        match n {
+                            1 => x86_packed::f16_rows4::<1>(w, cols, xs, o, rows),
+                            2 => x86_packed::f16_rows4::<2>(w, cols, xs, o, rows),
+                            3 => x86_packed::f16_rows4::<3>(w, cols, xs, o, rows),
+                            4 => x86_packed::f16_rows4::<4>(w, cols, xs, o, rows),
+                            5 => x86_packed::f16_rows4::<5>(w, cols, xs, o, rows),
+                            _ => x86_packed::f16_rows4::<6>(w, cols, xs, o, rows),
+                        }
+                    }
+                }
+                t0 += n;
+            }
+        };
+        (0..quads.div_ceil(QUADS_PER_TASK))
+            .into_par_iter()
+            .for_each(body);
+        for r in quads * 4..rows {
+            for tok in 0..t {
+                let v = kernel(self.row(r), acts.token(tok));
+                // SAFETY: in bounds; the parallel loop above has finished.
+                unsafe { out_ptr.write(tok * rows + r, v) };
+            }
         }
     }
 }

@@ -228,3 +228,26 @@ fn the_fast_layout_gives_the_same_products_and_rows() {
         assert_eq!(a, b);
     }
 }
+
+#[test]
+fn f16_prefill_tiles_match_the_row_kernel() {
+    // 4-row tiles plus 2 leftover rows, token counts around the 6-token tile.
+    let (rows, cols) = (10, 64);
+    let m = QMatrix::quantize(GgmlType::F16, rows, cols, &values(rows * cols, 12)).unwrap();
+    for t in [5, 6, 13] {
+        let x = values(t * cols, 50 + t as u64);
+        let mut out = vec![f32::NAN; t * rows];
+        m.matmul(&x, t, &mut out);
+        let acts = QuantizedActs::quantize(ActFormat::F16, &x, t, cols);
+        for tok in 0..t {
+            for r in 0..rows {
+                let want = dot::scalar_kernel(GgmlType::F16)(m.row(r), acts.token(tok));
+                let got = out[tok * rows + r];
+                assert!(
+                    (got - want).abs() < 1e-4,
+                    "t={t} ({tok},{r}): {got} vs {want}"
+                );
+            }
+        }
+    }
+}

@@ -197,3 +197,46 @@ unsafe fn q8_0<const NT: usize>(group: &[u8], nblocks: usize, acts: &[&[BlockQ8_
         }
     }
 }
+
+/// F16 weights × several tokens: 4 rows × `NT` tokens per pass, 16 columns at a time, with
+/// activations already rounded through f16 and widened to f32 (`x`, token-major, `cols` each).
+/// Writes `out + t·stride + r` for the 4 rows.
+///
+/// # Safety
+/// [`available`] must be true; `w` holds 4 rows of `cols` f16 (`cols` a multiple of 16), `x`
+/// holds `NT` rows of `cols`, and the outputs are writable by this caller only.
+#[target_feature(enable = "avx512f,f16c,fma,avx2")]
+pub(super) unsafe fn f16_rows4<const NT: usize>(
+    w: &[u8],
+    cols: usize,
+    x: &[f32],
+    out: *mut f32,
+    stride: usize,
+) {
+    debug_assert!(w.len() >= 4 * cols * 2 && x.len() >= NT * cols && cols % 16 == 0);
+    let mut acc = [[_mm512_setzero_ps(); NT]; 4];
+    let mut c = 0;
+    while c < cols {
+        // SAFETY: c + 16 <= cols and the buffers hold 4 (resp. NT) rows of `cols`.
+        unsafe {
+            let wr: [__m512; 4] = std::array::from_fn(|r| {
+                _mm512_cvtph_ps(_mm256_loadu_si256(
+                    w.as_ptr().add(2 * (r * cols + c)) as *const __m256i
+                ))
+            });
+            for t in 0..NT {
+                let xv = _mm512_loadu_ps(x.as_ptr().add(t * cols + c));
+                for r in 0..4 {
+                    acc[r][t] = _mm512_fmadd_ps(wr[r], xv, acc[r][t]);
+                }
+            }
+        }
+        c += 16;
+    }
+    for r in 0..4 {
+        for t in 0..NT {
+            // SAFETY: caller's contract.
+            unsafe { *out.add(t * stride + r) = _mm512_reduce_add_ps(acc[r][t]) };
+        }
+    }
+}

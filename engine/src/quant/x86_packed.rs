@@ -205,6 +205,8 @@ unsafe fn q8_0<const NT: usize>(group: &[u8], nblocks: usize, acts: &[&[BlockQ8_
 /// # Safety
 /// [`available`] must be true; `w` holds 4 rows of `cols` f16 (`cols` a multiple of 16), `x`
 /// holds `NT` rows of `cols`, and the outputs are writable by this caller only.
+// `t` and `r` index the accumulators, the activations and the outputs together.
+#[allow(clippy::needless_range_loop)]
 #[target_feature(enable = "avx512f,f16c,fma,avx2")]
 pub(super) unsafe fn f16_rows4<const NT: usize>(
     w: &[u8],
@@ -213,7 +215,7 @@ pub(super) unsafe fn f16_rows4<const NT: usize>(
     out: *mut f32,
     stride: usize,
 ) {
-    debug_assert!(w.len() >= 4 * cols * 2 && x.len() >= NT * cols && cols % 16 == 0);
+    debug_assert!(w.len() >= 4 * cols * 2 && x.len() >= NT * cols && cols.is_multiple_of(16));
     let mut acc = [[_mm512_setzero_ps(); NT]; 4];
     let mut c = 0;
     while c < cols {

@@ -329,10 +329,21 @@ impl LoadedModel {
     /// `tokenizer.chat_template`, else the built-in LFM2.5 template.
     pub fn load_gguf(path: &Path) -> Result<Self> {
         let file = crate::gguf::GgufFile::open(path)?;
-        let config = crate::gguf::config_from_gguf(&file)?;
         let tok_json = path.parent().map(|d| d.join("tokenizer.json"));
         let tokenizer = match tok_json.filter(|p| p.is_file()) {
-            Some(p) => Tokenizer::from_file(&p)?,
+            Some(p) => Some(Tokenizer::from_file(&p)?),
+            None => None,
+        };
+        Self::from_gguf(file, tokenizer)
+    }
+
+    /// A model from an open GGUF file; `tokenizer` overrides the one in `tokenizer.ggml.*`.
+    pub fn from_gguf(file: crate::gguf::GgufFile, tokenizer: Option<Tokenizer>) -> Result<Self> {
+        let path = file.path().to_path_buf();
+        let path = path.as_path();
+        let config = crate::gguf::config_from_gguf(&file)?;
+        let tokenizer = match tokenizer {
+            Some(t) => t,
             None => crate::gguf::tokenizer_from_gguf(&file)?,
         };
         let template_src = file

@@ -189,6 +189,22 @@ impl GgufFile {
         Self::from_map(path, Arc::new(map))
     }
 
+    /// Parses a GGUF image held in memory (copied into an anonymous map); `label` names it in
+    /// errors. For tests and fuzzing.
+    pub fn from_bytes(label: &Path, bytes: &[u8]) -> Result<Self> {
+        let mut anon =
+            memmap2::MmapMut::map_anon(bytes.len().max(1)).map_err(|e| Error::io(label, e))?;
+        anon[..bytes.len()].copy_from_slice(bytes);
+        let map = anon.make_read_only().map_err(|e| Error::io(label, e))?;
+        if bytes.is_empty() {
+            return Err(Error::Gguf {
+                path: label.to_path_buf(),
+                message: "empty file".into(),
+            });
+        }
+        Self::from_map(label, Arc::new(map))
+    }
+
     fn from_map(path: &Path, map: Arc<Mmap>) -> Result<Self> {
         let corrupt = |offset: usize, message: String| Error::Gguf {
             path: path.to_path_buf(),
@@ -464,6 +480,29 @@ impl GgufFile {
         Error::Gguf {
             path: self.path.clone(),
             message: format!("metadata `{key}`: {message}"),
+        }
+    }
+}
+
+/// Runs every step of loading a model from `bytes` (parse, config, tokenizer, weights and a
+/// one-token forward pass when the model is small), discarding the result: errors are
+/// expected, panics and runaway allocations are bugs. The entry point of the fuzz target
+/// (`fuzz/`) and of the mutation test in `tests/gguf_fuzz.rs`.
+#[doc(hidden)]
+pub fn exercise(bytes: &[u8]) {
+    let Ok(file) = GgufFile::from_bytes(Path::new("fuzz.gguf"), bytes) else {
+        return;
+    };
+    for (_, v) in file.metadata() {
+        let _ = (v.as_u64(), v.as_f64(), v.as_str(), v.as_array());
+    }
+    let Ok(m) = crate::folder::LoadedModel::from_gguf(file, None) else {
+        return;
+    };
+    let c = m.model.config();
+    if c.hidden_size * c.num_layers() <= 1 << 16 {
+        if let Ok(mut s) = crate::session::Session::new(m.model.clone(), 8) {
+            let _ = s.decode(c.bos_token_id.unwrap_or(0));
         }
     }
 }

@@ -186,6 +186,23 @@ pub fn config_from_gguf(g: &GgufFile) -> Result<ModelConfig> {
     if norm_eps <= 0.0 {
         return Err(g.bad_key(&k("attention.layer_norm_rms_epsilon"), "must be positive"));
     }
+    // Refuse sizes no real model has before anything is allocated from them (the file's own
+    // tensors are checked against these later, but the RoPE table and caches are not).
+    for (key, v, max) in [
+        ("embedding_length", hidden, 1 << 16),
+        ("feed_forward_length", ff_dim, 1 << 18),
+        ("attention.head_count", num_heads, 1 << 10),
+        ("attention.key_length", head_dim, 1 << 12),
+        ("vocab_size", vocab, 1 << 22),
+        ("block_count", n_layers, 1 << 10),
+    ] {
+        if v > max {
+            return Err(g.bad_key(
+                &k(key),
+                format!("{v} is larger than any model this engine runs (at most {max})"),
+            ));
+        }
+    }
     let eos = token_id(g, "tokenizer.ggml.eos_token_id", vocab)?;
     Ok(ModelConfig {
         vocab_size: vocab,
@@ -195,7 +212,15 @@ pub fn config_from_gguf(g: &GgufFile) -> Result<ModelConfig> {
         num_kv_heads,
         head_dim,
         ff_dim,
-        conv_l_cache: positive(g, &k("shortconv.l_cache"))?,
+        conv_l_cache: match positive(g, &k("shortconv.l_cache"))? {
+            l if l > 64 => {
+                return Err(g.bad_key(
+                    &k("shortconv.l_cache"),
+                    format!("{l} is larger than any model this engine runs (at most 64)"),
+                ))
+            }
+            l => l,
+        },
         conv_bias: false,
         norm_eps,
         rope_theta: float(g, &k("rope.freq_base"), Some(10_000.0))?,

@@ -181,6 +181,16 @@ impl Lfm2Model {
         &self.config
     }
 
+    /// The dtype sessions store keys and values in by default: f16 for quantized (GGUF)
+    /// models, as llama.cpp does, else the compute dtype.
+    pub fn default_kv_dtype(&self) -> DType {
+        if matches!(self.lm_head, Linear::Quant(_)) && self.dtype == DType::F32 {
+            DType::F16
+        } else {
+            self.dtype
+        }
+    }
+
     /// Bytes of weights one decode step reads: every matrix, the head included (the embedding
     /// contributes one row, not counted). The memory traffic a decode token costs, at least.
     pub fn weight_bytes_per_token(&self) -> usize {
@@ -252,7 +262,12 @@ impl Lfm2Model {
 
     /// Fresh per-layer state: an empty KV cache with room for `reserve` tokens (growing up to
     /// `context`) for each attention layer, a zero window for each conv layer.
-    pub(crate) fn new_state(&self, reserve: usize, context: usize) -> Result<Vec<LayerState>> {
+    pub(crate) fn new_state(
+        &self,
+        reserve: usize,
+        context: usize,
+        kv_dtype: DType,
+    ) -> Result<Vec<LayerState>> {
         let c = &self.config;
         c.layer_kinds
             .iter()
@@ -262,6 +277,7 @@ impl Lfm2Model {
                     c.head_dim,
                     reserve,
                     context,
+                    kv_dtype,
                     self.dtype,
                 )?)),
                 LayerKind::Conv => Ok(LayerState::Conv(Tensor::zeros(

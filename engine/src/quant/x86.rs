@@ -29,6 +29,8 @@ pub(super) fn kernel(ty: GgmlType) -> Option<Kernel> {
         GgmlType::Q4_0 => q4_0,
         GgmlType::Q8_0 => q8_0,
         GgmlType::Q6K => q6_k,
+        GgmlType::Q4K => q4_k,
+        GgmlType::Q5K => q5_k,
         GgmlType::F16 => f16,
         _ => return None,
     })
@@ -47,6 +49,16 @@ fn q8_0(w: &[u8], a: ActRow<'_>) -> f32 {
 fn q6_k(w: &[u8], a: ActRow<'_>) -> f32 {
     // SAFETY: as above.
     unsafe { q6_k_avx2(w, a) }
+}
+
+fn q4_k(w: &[u8], a: ActRow<'_>) -> f32 {
+    // SAFETY: as above.
+    unsafe { q45_k_avx2::<false>(w, a) }
+}
+
+fn q5_k(w: &[u8], a: ActRow<'_>) -> f32 {
+    // SAFETY: as above.
+    unsafe { q45_k_avx2::<true>(w, a) }
 }
 
 fn f16(w: &[u8], a: ActRow<'_>) -> f32 {
@@ -179,6 +191,62 @@ unsafe fn q6_k_avx2(w: &[u8], a: ActRow<'_>) -> f32 {
         }
         let isum = hsum_epi32(acc) - 32 * corr;
         sum += d * isum as f32;
+    }
+    sum
+}
+
+/// Q4_K (`FIVE = false`) and Q5_K (`FIVE = true`): per 64 values, the low nibbles are
+/// sub-block 2k and the high nibbles 2k+1 (Q5_K adds bit 2k / 2k+1 of `qh` as the fifth bit);
+/// `maddubs` then `madd` by the sub-block's 6-bit scale gives exact i32 sums; the mins come off
+/// through the activations' 16-value sums.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q45_k_avx2<const FIVE: bool>(w: &[u8], a: ActRow<'_>) -> f32 {
+    let a = q8_k_row(a);
+    let (bytes, qs_at) = if FIVE { (176, 48) } else { (144, 16) };
+    let m4 = _mm256_set1_epi8(0x0F);
+    let one = _mm256_set1_epi8(1);
+    let mut sum = 0f32;
+    for (b, y) in w.chunks_exact(bytes).zip(a) {
+        let (d, dmin) = (f16_scale(&b[0..2]), f16_scale(&b[2..4]));
+        let scales = &b[4..16];
+        // SAFETY: qh spans 16..48 of a Q5_K block.
+        let qh = if FIVE {
+            unsafe { _mm256_loadu_si256(b.as_ptr().add(16) as *const __m256i) }
+        } else {
+            _mm256_setzero_si256()
+        };
+        let mut acc = _mm256_setzero_si256();
+        let mut msum = 0i32;
+        for k in 0..4 {
+            let (sc1, m1) = super::blocks::scale_min_k4(2 * k, scales);
+            let (sc2, m2) = super::blocks::scale_min_k4(2 * k + 1, scales);
+            // SAFETY: qs spans qs_at..qs_at+128; y.qs is 256 bytes.
+            let (q, y1, y2) = unsafe {
+                (
+                    _mm256_loadu_si256(b.as_ptr().add(qs_at + 32 * k) as *const __m256i),
+                    _mm256_loadu_si256(y.qs.as_ptr().add(64 * k) as *const __m256i),
+                    _mm256_loadu_si256(y.qs.as_ptr().add(64 * k + 32) as *const __m256i),
+                )
+            };
+            let mut lo = _mm256_and_si256(q, m4);
+            let mut hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+            if FIVE {
+                let h1 =
+                    _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * k as i32)), one);
+                let h2 = _mm256_and_si256(
+                    _mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * k as i32 + 1)),
+                    one,
+                );
+                lo = _mm256_or_si256(lo, _mm256_slli_epi16(h1, 4));
+                hi = _mm256_or_si256(hi, _mm256_slli_epi16(h2, 4));
+            }
+            let p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, y1), _mm256_set1_epi16(sc1 as i16));
+            let p2 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, y2), _mm256_set1_epi16(sc2 as i16));
+            acc = _mm256_add_epi32(acc, _mm256_add_epi32(p1, p2));
+            msum += m1 as i32 * (y.bsums[4 * k] as i32 + y.bsums[4 * k + 1] as i32)
+                + m2 as i32 * (y.bsums[4 * k + 2] as i32 + y.bsums[4 * k + 3] as i32);
+        }
+        sum += y.d * (d * hsum_epi32(acc) as f32 - dmin * msum as f32);
     }
     sum
 }

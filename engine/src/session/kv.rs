@@ -3,6 +3,10 @@
 //! Capacity is reserved up front and doubles (up to the session's context) when a chunk would
 //! not fit, so a long prefill reallocates at most a logarithmic number of times. Positions at
 //! or beyond `len` hold stale data that is never read; rolling back is setting `len`.
+//!
+//! The buffers may be stored in a narrower dtype than the model computes in (f16 for GGUF
+//! models, as llama.cpp does, halving the cache): rows are rounded on append and widened back
+//! on read.
 
 use candle_core::{DType, Device, Tensor};
 
@@ -19,25 +23,35 @@ pub struct KvCache {
     written: usize,
     /// Capacity never grows past this (the session's context).
     max_capacity: usize,
+    /// The dtype `view` returns (the model's compute dtype).
+    compute: DType,
 }
 
 impl KvCache {
-    /// An empty cache with room for `capacity` tokens, growing up to `max_capacity`.
+    /// An empty cache with room for `capacity` tokens, growing up to `max_capacity`, stored
+    /// in `store` and read back as `compute`.
     pub fn new(
         kv_heads: usize,
         head_dim: usize,
         capacity: usize,
         max_capacity: usize,
-        dtype: DType,
+        store: DType,
+        compute: DType,
     ) -> Result<Self> {
         let shape = (kv_heads, capacity.clamp(1, max_capacity.max(1)), head_dim);
         Ok(KvCache {
-            k: Tensor::zeros(shape, dtype, &Device::Cpu)?,
-            v: Tensor::zeros(shape, dtype, &Device::Cpu)?,
+            k: Tensor::zeros(shape, store, &Device::Cpu)?,
+            v: Tensor::zeros(shape, store, &Device::Cpu)?,
             len: 0,
             written: 0,
             max_capacity: max_capacity.max(1),
+            compute,
         })
+    }
+
+    /// The dtype rows are stored in.
+    pub fn store_dtype(&self) -> DType {
+        self.k.dtype()
     }
 
     /// Tokens held.
@@ -84,8 +98,11 @@ impl KvCache {
     pub fn append(&mut self, k: &Tensor, v: &Tensor) -> Result<()> {
         let t = k.dims()[1];
         self.reserve(self.len + t)?;
-        self.k.slice_set(&k.contiguous()?, 1, self.len)?;
-        self.v.slice_set(&v.contiguous()?, 1, self.len)?;
+        let store = self.k.dtype();
+        self.k
+            .slice_set(&k.to_dtype(store)?.contiguous()?, 1, self.len)?;
+        self.v
+            .slice_set(&v.to_dtype(store)?.contiguous()?, 1, self.len)?;
         self.len += t;
         self.written = self.written.max(self.len);
         Ok(())
@@ -94,8 +111,14 @@ impl KvCache {
     /// Keys and values of every held token, `[kv_heads, len, head_dim]` each.
     pub fn view(&self) -> Result<(Tensor, Tensor)> {
         Ok((
-            self.k.narrow(1, 0, self.len)?.contiguous()?,
-            self.v.narrow(1, 0, self.len)?.contiguous()?,
+            self.k
+                .narrow(1, 0, self.len)?
+                .to_dtype(self.compute)?
+                .contiguous()?,
+            self.v
+                .narrow(1, 0, self.len)?
+                .to_dtype(self.compute)?
+                .contiguous()?,
         ))
     }
 
@@ -121,7 +144,14 @@ impl KvCache {
     pub fn deep_clone(&self) -> Result<Self> {
         let cap = self.capacity();
         let (heads, _, hd) = self.k.dims3()?;
-        let mut c = KvCache::new(heads, hd, cap, self.max_capacity, self.k.dtype())?;
+        let mut c = KvCache::new(
+            heads,
+            hd,
+            cap,
+            self.max_capacity,
+            self.k.dtype(),
+            self.compute,
+        )?;
         if self.len > 0 {
             let (k, v) = self.view()?;
             c.append(&k, &v)?;

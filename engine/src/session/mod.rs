@@ -16,7 +16,7 @@ mod kv;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use candle_core::Tensor;
+use candle_core::{DType, Tensor};
 pub use kv::KvCache;
 
 use crate::error::{Error, Result};
@@ -65,6 +65,18 @@ impl Session {
     /// A session over `model` holding at most `context` tokens (at most the model's
     /// `max_position_embeddings`). KV room for `min(context, 512)` tokens is reserved now.
     pub fn new(model: Arc<Lfm2Model>, context: usize) -> Result<Self> {
+        let kv = model.default_kv_dtype();
+        Self::with_kv_dtype(model, context, kv)
+    }
+
+    /// A session whose KV cache is stored in `kv_dtype` (f16, bf16, or the compute dtype).
+    pub fn with_kv_dtype(model: Arc<Lfm2Model>, context: usize, kv_dtype: DType) -> Result<Self> {
+        if !matches!(kv_dtype, DType::F32 | DType::F16 | DType::BF16 | DType::F64) {
+            return Err(Error::arg(
+                "kv_dtype",
+                format!("{kv_dtype:?}: use f32, f16 or bf16"),
+            ));
+        }
         let max = model.config().max_position_embeddings;
         if context == 0 || context > max {
             return Err(Error::arg(
@@ -74,7 +86,7 @@ impl Session {
                 ),
             ));
         }
-        let state = model.new_state(context.min(512), context)?;
+        let state = model.new_state(context.min(512), context, kv_dtype)?;
         Ok(Session {
             model,
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
@@ -83,6 +95,17 @@ impl Session {
             kv_tokens: Vec::new(),
             context,
         })
+    }
+
+    /// The dtype the KV cache stores rows in.
+    pub fn kv_dtype(&self) -> DType {
+        self.state
+            .iter()
+            .find_map(|l| match l {
+                LayerState::Kv(c) => Some(c.store_dtype()),
+                LayerState::Conv(_) => None,
+            })
+            .unwrap_or(self.model.dtype())
     }
 
     /// The model this session runs.

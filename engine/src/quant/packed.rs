@@ -2,13 +2,14 @@
 //! kernels in `x86_packed.rs`.
 //!
 //! ```text
-//! group g (rows 8g..8g+8), block k:  d[8] (f16, one per row) | qs of row 0 | … | qs of row 7
-//!                                     16 bytes                 16 B (Q4_0) or 32 B (Q8_0) each
+//! group g (rows 8g..8g+8), block k:  d[8] (f16, one per row), then
+//!   Q4_0: qs of rows 0..3 | qs of rows 4..7                 (16 B per row: 64 B per four rows)
+//!   Q8_0: first 16 qs of rows 0..3 | last 16 of rows 0..3 | first 16 of rows 4..7 | last 16 …
 //! ```
 //!
 //! The same bytes as the file (18 or 34 per row-block), reordered so that one block of all eight
-//! rows is contiguous: a 64-byte load then covers four rows, and the scales of the eight rows
-//! arrive in one 16-byte load. Groups follow one another, so a decode step still streams the
+//! rows is contiguous and every 64-byte load covers the same 16 positions of four rows; the
+//! scales of the eight rows arrive in one 16-byte load. Groups follow one another, so a decode step still streams the
 //! matrix front to back.
 
 use super::GgmlType;
@@ -35,6 +36,14 @@ pub(super) fn packable(ty: GgmlType, rows: usize) -> bool {
     matches!(ty, GgmlType::Q4_0 | GgmlType::Q8_0) && rows.is_multiple_of(GROUP) && rows > 0
 }
 
+/// Where row `r` (0..8) of a group puts quant byte `j` of a block, relative to the block start.
+fn quant_offset(ty: GgmlType, r: usize, j: usize) -> usize {
+    match ty {
+        GgmlType::Q8_0 => 2 * GROUP + (r / 4) * 128 + (j / 16) * 64 + (r % 4) * 16 + j % 16,
+        _ => 2 * GROUP + r * quant_bytes(ty) + j,
+    }
+}
+
 /// Repacks `src` (row-major ggml blocks, `rows × row_bytes`) into groups.
 pub(super) fn pack(ty: GgmlType, src: &[u8], rows: usize, row_bytes: usize) -> Vec<u8> {
     let bb = ty.block_bytes();
@@ -48,7 +57,10 @@ pub(super) fn pack(ty: GgmlType, src: &[u8], rows: usize, row_bytes: usize) -> V
             for r in 0..GROUP {
                 let b = &src[(g * GROUP + r) * row_bytes + k * bb..][..bb];
                 dst[2 * r..2 * r + 2].copy_from_slice(&b[..2]);
-                dst[2 * GROUP + r * qb..2 * GROUP + (r + 1) * qb].copy_from_slice(&b[2..]);
+                for j in (0..qb).step_by(16) {
+                    let at = quant_offset(ty, r, j);
+                    dst[at..at + 16].copy_from_slice(&b[2 + j..2 + j + 16]);
+                }
             }
         }
     }
@@ -66,6 +78,9 @@ pub(super) fn unpack_row(ty: GgmlType, packed: &[u8], r: usize, row_bytes: usize
         let src = &packed[(g * nblocks + k) * gbb..][..gbb];
         let b = &mut out[k * bb..(k + 1) * bb];
         b[..2].copy_from_slice(&src[2 * i..2 * i + 2]);
-        b[2..].copy_from_slice(&src[2 * GROUP + i * qb..2 * GROUP + (i + 1) * qb]);
+        for j in (0..qb).step_by(16) {
+            let at = quant_offset(ty, i, j);
+            b[2 + j..2 + j + 16].copy_from_slice(&src[at..at + 16]);
+        }
     }
 }

@@ -1,8 +1,9 @@
 //! AVX-512 VNNI kernels over the 8-row groups of `packed.rs`, several tokens at a time.
 //!
-//! One 64-byte load holds one block of four rows (Q4_0: 4 × 16 bytes of nibbles) or two rows
-//! (Q8_0: 2 × 32 bytes); `vpdpbusd` multiplies it by the token's block broadcast to every
-//! 128- or 256-bit lane, so each i32 lane sums four products of one row. The weights enter as
+//! One 64-byte load holds 16 positions of a block of four rows (Q4_0: 4 × 16 bytes of nibbles,
+//! low and high nibble being two positions; Q8_0: 4 × 16 bytes, two loads per block);
+//! `vpdpbusd` multiplies it by those positions of the token's block broadcast to every 128-bit
+//! lane, so each i32 lane sums four products of one row. The weights enter as
 //! unsigned bytes (Q4_0 nibbles 0..15; Q8_0 bytes xor 0x80, i.e. w + 128); the offset that
 //! adds (8·Σy or 128·Σy per block, an exact integer) is accumulated apart, scaled like the
 //! block, and taken off at the end. Lanes of a row are summed once, after the last block.
@@ -45,7 +46,7 @@ pub(super) unsafe fn group_dot(
     debug_assert!(group.len() >= nblocks * group_block_bytes(ty));
     let mut done = 0;
     while done < acts.len() {
-        let n = (acts.len() - done).min(if ty == GgmlType::Q4_0 { 6 } else { 4 });
+        let n = (acts.len() - done).min(6);
         let a = &acts[done..done + n];
         // SAFETY: caller's contract.
         let o = unsafe { Out(out.add(done * stride), stride) };
@@ -61,7 +62,9 @@ pub(super) unsafe fn group_dot(
                 (_, 1) => q8_0::<1>(group, nblocks, a, o),
                 (_, 2) => q8_0::<2>(group, nblocks, a, o),
                 (_, 3) => q8_0::<3>(group, nblocks, a, o),
-                (_, _) => q8_0::<4>(group, nblocks, a, o),
+                (_, 4) => q8_0::<4>(group, nblocks, a, o),
+                (_, 5) => q8_0::<5>(group, nblocks, a, o),
+                (_, _) => q8_0::<6>(group, nblocks, a, o),
             }
         }
         done += n;
@@ -150,13 +153,9 @@ unsafe fn q4_0<const NT: usize>(group: &[u8], nblocks: usize, acts: &[&[BlockQ8_
 unsafe fn q8_0<const NT: usize>(group: &[u8], nblocks: usize, acts: &[&[BlockQ8_0]], out: Out) {
     let flip = _mm512_set1_epi8(0x80u8 as i8);
     let zero = _mm512_setzero_si512();
-    let idx = [
-        _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0),
-        _mm512_set_epi32(3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2, 2, 2, 2, 2),
-        _mm512_set_epi32(5, 5, 5, 5, 5, 5, 5, 5, 4, 4, 4, 4, 4, 4, 4, 4),
-        _mm512_set_epi32(7, 7, 7, 7, 7, 7, 7, 7, 6, 6, 6, 6, 6, 6, 6, 6),
-    ];
-    let mut acc = [[_mm512_setzero_ps(); 4]; NT];
+    let idx0 = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
+    let idx1 = _mm512_set_epi32(7, 7, 7, 7, 6, 6, 6, 6, 5, 5, 5, 5, 4, 4, 4, 4);
+    let mut acc = [[_mm512_setzero_ps(); 2]; NT];
     let mut off = [_mm256_setzero_ps(); NT];
     let gbb = group_block_bytes(GgmlType::Q8_0);
     for k in 0..nblocks {
@@ -165,22 +164,25 @@ unsafe fn q8_0<const NT: usize>(group: &[u8], nblocks: usize, acts: &[&[BlockQ8_
             let p = group.as_ptr().add(k * gbb);
             let s256 = _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i));
             let s8 = _mm512_castps256_ps512(s256);
-            let mut w = [zero; 4];
-            let mut sp = [_mm512_setzero_ps(); 4];
-            for i in 0..4 {
-                w[i] = _mm512_xor_si512(_mm512_loadu_si512(p.add(16 + 64 * i) as *const _), flip);
-                sp[i] = _mm512_permutexvar_ps(idx[i], s8);
-            }
+            let sp0 = _mm512_permutexvar_ps(idx0, s8);
+            let sp1 = _mm512_permutexvar_ps(idx1, s8);
+            // Rows 0..3 (first 16 values, last 16), rows 4..7 likewise; as w + 128.
+            let w: [__m512i; 4] = std::array::from_fn(|i| {
+                _mm512_xor_si512(_mm512_loadu_si512(p.add(16 + 64 * i) as *const _), flip)
+            });
             for t in 0..NT {
                 let y = acts[t].get_unchecked(k);
-                let y2 =
-                    _mm512_broadcast_i64x4(_mm256_loadu_si256(y.qs.as_ptr() as *const __m256i));
+                let ylo = _mm512_broadcast_i32x4(_mm_loadu_si128(y.qs.as_ptr() as *const __m128i));
+                let yhi = _mm512_broadcast_i32x4(_mm_loadu_si128(
+                    y.qs.as_ptr().add(16) as *const __m128i
+                ));
+                let d0 = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(zero, w[0], ylo), w[1], yhi);
+                let d1 = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(zero, w[2], ylo), w[3], yhi);
                 let dy = _mm512_set1_ps(y.d);
-                for i in 0..4 {
-                    let d = _mm512_dpbusd_epi32(zero, w[i], y2);
-                    acc[t][i] =
-                        _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_mul_ps(sp[i], dy), acc[t][i]);
-                }
+                acc[t][0] =
+                    _mm512_fmadd_ps(_mm512_cvtepi32_ps(d0), _mm512_mul_ps(sp0, dy), acc[t][0]);
+                acc[t][1] =
+                    _mm512_fmadd_ps(_mm512_cvtepi32_ps(d1), _mm512_mul_ps(sp1, dy), acc[t][1]);
                 // The bytes are w + 128: 128·Σy·d_y·d_w per row comes off at the end.
                 off[t] = _mm256_fmadd_ps(s256, _mm256_set1_ps((128 * y.sum) as f32 * y.d), off[t]);
             }
@@ -190,11 +192,8 @@ unsafe fn q8_0<const NT: usize>(group: &[u8], nblocks: usize, acts: &[&[BlockQ8_
         let o = spill(off[t]);
         // SAFETY: token t's 8 outputs are writable (`group_dot`'s contract).
         let dst = unsafe { out.0.add(t * out.1) };
-        for i in 0..4 {
-            lanes_to_rows(acc[t][i], 8, &o[2 * i..2 * i + 2], unsafe {
-                dst.add(2 * i)
-            });
-        }
+        lanes_to_rows(acc[t][0], 4, &o[0..4], dst);
+        lanes_to_rows(acc[t][1], 4, &o[4..8], unsafe { dst.add(4) });
     }
 }
 

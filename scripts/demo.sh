@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job on bundled data, end to end without a download: build lfm-agent, write a tiny
-# random-weight LFM2 model, chat-generate from it with speed stats, and print the logits of a
+# random-weight LFM2 model (safetensors and GGUF), chat-generate from it with speed stats, and
+# print the logits of a
 # committed transformers-checked fixture. Output text is meaningless (random weights).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,5 +16,9 @@ echo "== generate --json"
 echo "== generate under a JSON Schema (examples/triage.schema.json): valid by construction"
 "$bin" generate --model "$model" --prompt "Checkout returns 502 for EU customers" \
     --json-schema examples/triage.schema.json --max-tokens 400 --seed 2 --json
+echo "== the same from a Q4_0 GGUF (llama.cpp's format; tokenizer and template read from the file)"
+gguf=target/demo/tiny-q4_0.gguf
+[ -f "$gguf" ] || "$bin" synth --preset tiny --format gguf --quant q4_0 --out "$gguf"
+"$bin" generate --model "$gguf" --prompt "Disk full on db-1, what should I check?" --max-tokens 16 --seed 1 --stats
 echo "== logits on a parity fixture (compare with engine/tests/fixtures/parity/old_style_tied_f32/reference.safetensors)"
 "$bin" logits --model engine/tests/fixtures/parity/old_style_tied_f32 --tokens 1,5,9,0,17

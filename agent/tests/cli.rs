@@ -620,3 +620,92 @@ fn constraint_check_accepts_valid_and_rejects_invalid_instances() {
     assert!(lines[1]["rejected_at_token"].as_u64().unwrap() > 0);
     assert_eq!(lines[2]["accepted"], false);
 }
+
+#[test]
+fn synth_gguf_then_generate_and_bench_report_every_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("micro-q8_0.gguf");
+    let fs = f.to_str().unwrap();
+    let o = run(&[
+        "synth", "--preset", "micro", "--format", "gguf", "--quant", "q8_0", "--out", fs,
+    ]);
+    assert!(o.status.success(), "synth gguf: {}", stderr(&o));
+    let o = run(&[
+        "generate",
+        "--model",
+        fs,
+        "--prompt",
+        "hi",
+        "--max-tokens",
+        "4",
+        "--json",
+    ]);
+    assert!(o.status.success(), "generate on gguf: {}", stderr(&o));
+    let g: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(g["completion_tokens"], 4);
+    let o = run(&[
+        "bench",
+        "--model",
+        fs,
+        "--threads",
+        "1",
+        "--prompt-tokens",
+        "16",
+        "--gen-tokens",
+        "4",
+        "--repetitions",
+        "1",
+        "--json",
+    ]);
+    assert!(o.status.success(), "bench: {}", stderr(&o));
+    let b: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    for key in [
+        "prefill_tok_s",
+        "decode_tok_s",
+        "ttft_ms",
+        "peak_rss_mib",
+        "decode_gb_s",
+    ] {
+        assert!(
+            b[key].as_f64().is_some_and(|v| v > 0.0),
+            "{key}: {}",
+            b[key]
+        );
+    }
+    assert_eq!(b["threads"], 1);
+}
+
+#[test]
+fn bad_gguf_files_and_flags_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("m.gguf");
+    let fs = f.to_str().unwrap();
+    let o = run(&[
+        "synth", "--preset", "micro", "--format", "gguf", "--quant", "q5_1", "--out", fs,
+    ]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("--quant `q5_1`"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(&[
+        "synth", "--preset", "micro", "--format", "gguf", "--quant", "q4_0", "--out", fs,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Truncated download: the last tensor's data is cut off.
+    let bytes = std::fs::read(&f).unwrap();
+    std::fs::write(&f, &bytes[..bytes.len() / 2]).unwrap();
+    let o = run(&["logits", "--model", fs, "--tokens", "1,2"]);
+    let e = stderr(&o);
+    assert!(
+        !o.status.success() && e.contains("m.gguf") && e.contains("past the end"),
+        "{e}"
+    );
+    assert!(!e.contains("panicked"), "{e}");
+    let o = run(&["bench"]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("--model"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -11,10 +11,12 @@ use super::act::ActRow;
 use super::dot::{q8_0_row, q8_k_row, Kernel};
 use super::GgmlType;
 
+/// AVX2, FMA and F16C present (and `LFM_NO_SIMD` unset: the portable kernels for testing).
 fn has_avx2() -> bool {
     static HAS: OnceLock<bool> = OnceLock::new();
     *HAS.get_or_init(|| {
-        is_x86_feature_detected!("avx2")
+        std::env::var_os("LFM_NO_SIMD").is_none()
+            && is_x86_feature_detected!("avx2")
             && is_x86_feature_detected!("fma")
             && is_x86_feature_detected!("f16c")
     })

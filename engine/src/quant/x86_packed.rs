@@ -16,11 +16,14 @@ use super::act::BlockQ8_0;
 use super::packed::group_block_bytes;
 use super::GgmlType;
 
-/// Whether this CPU runs the packed kernels (AVX-512 F/BW/VNNI and F16C).
+/// Whether this CPU runs the packed kernels (AVX-512 F/BW/VNNI and F16C). Setting
+/// `LFM_NO_AVX512` (or `LFM_NO_SIMD`) turns them off, to test the other paths on one machine.
 pub(super) fn available() -> bool {
     static HAS: OnceLock<bool> = OnceLock::new();
     *HAS.get_or_init(|| {
-        is_x86_feature_detected!("avx512f")
+        std::env::var_os("LFM_NO_AVX512").is_none()
+            && std::env::var_os("LFM_NO_SIMD").is_none()
+            && is_x86_feature_detected!("avx512f")
             && is_x86_feature_detected!("avx512bw")
             && is_x86_feature_detected!("avx512vnni")
             && is_x86_feature_detected!("f16c")

@@ -26,8 +26,8 @@ if [[ ! -x "$work/venv/bin/python" ]]; then
     "$py" -m venv "$work/venv"
     "$work/venv/bin/pip" install --quiet --upgrade pip
     # cmake/ninja build llama.cpp; numpy, typing-extensions, diskcache, jinja2 are the binding's deps;
-    # safetensors/gguf are used by the fixture recorder.
-    "$work/venv/bin/pip" install --quiet cmake ninja numpy typing-extensions diskcache jinja2
+    # pyyaml lets the vendored gguf-py (fixture recorder) import.
+    "$work/venv/bin/pip" install --quiet cmake ninja numpy typing-extensions diskcache jinja2 pyyaml
 fi
 
 if [[ ! -d src ]]; then

@@ -3,6 +3,7 @@
 #   micro-{f16,q8_0,q4_0}.gguf   written by `lfm-agent synth --preset micro --format gguf`
 #   micro-q4_k_m.gguf            llama.cpp's llama-quantize of the f16 file (Q4_K, Q5_K, Q6_K)
 #   *.llamacpp.{json,f32}        llama.cpp's logits and tokenizations of each (record_parity.py)
+#   tok-lfm2.gguf + .llamacpp.json the same vocabulary as pre-tokenizer "lfm2", tokenized by llama.cpp
 #
 #   bash scripts/llamacpp/make_fixtures.sh
 #
@@ -23,3 +24,6 @@ done
     || { cat "$out/.quantize.log"; exit 1; }
 rm -f "$out/.quantize.log"
 "$LLAMA_PY" "$here/record_parity.py" "$out"/micro-{f16,q8_0,q4_0,q4_k_m}.gguf
+# The lfm2 pre-tokenizer (published LFM2.5 GGUFs) on the same vocabulary.
+(cd "$here" && PYTHONPATH="$root/target/llamacpp/src/vendor/llama.cpp/gguf-py:$PYTHONPATH" \
+    "$LLAMA_PY" record_tokenizer.py "$out/micro-f16.gguf" "$out")

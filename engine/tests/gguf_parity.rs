@@ -213,12 +213,14 @@ fn the_lfm2_pre_tokenizer_matches_llama_cpp() {
     // for whole words); tok-lfm2.gguf is the micro vocabulary under that name.
     let dir = fixtures();
     let g = lfm_engine::gguf::GgufFile::open(&dir.join("tok-lfm2.gguf")).unwrap();
-    assert_eq!(g.get("tokenizer.ggml.pre").and_then(|v| v.as_str()), Some("lfm2"));
+    assert_eq!(
+        g.get("tokenizer.ggml.pre").and_then(|v| v.as_str()),
+        Some("lfm2")
+    );
     let tok = lfm_engine::gguf::tokenizer_from_gguf(&g).unwrap();
-    let meta: Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.join("tok-lfm2.llamacpp.json")).unwrap(),
-    )
-    .unwrap();
+    let meta: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("tok-lfm2.llamacpp.json")).unwrap())
+            .unwrap();
     for (text, ids) in meta["tokenize"].as_object().unwrap() {
         let want: Vec<u32> = ids
             .as_array()

@@ -24,7 +24,7 @@ use memmap2::Mmap;
 use crate::error::{Error, Result};
 use crate::quant::{GgmlType, QMatrix, Storage};
 
-pub use model::{config_from_gguf, looks_like_gguf, GgufWeights, SYNTHETIC_KEY};
+pub use model::{config_from_gguf, GgufWeights, SYNTHETIC_KEY};
 pub use tokenizer::tokenizer_from_gguf;
 pub use writer::{GgufWriter, TensorData};
 

@@ -391,8 +391,3 @@ impl WeightSource for GgufWeights {
         gguf_name(name).is_some_and(|g| self.file.tensor(&g).is_some())
     }
 }
-
-/// Whether `path` names a GGUF file (by its first bytes).
-pub fn looks_like_gguf(path: &Path) -> bool {
-    path.is_file() && super::is_gguf(path)
-}

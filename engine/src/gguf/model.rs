@@ -15,8 +15,6 @@
 //! GGUF dims are innermost first, so a Hugging Face `[out, in]` weight is `[in, out]` here, and
 //! the conv weight `[hidden, 1, L]` is stored squeezed as `[L, hidden]`.
 
-use std::path::Path;
-
 use candle_core::{DType, Device, Tensor};
 
 use super::{GgufFile, Value};

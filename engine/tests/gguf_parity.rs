@@ -55,14 +55,17 @@ fn reference(name: &str) -> Reference {
     Reference { meta, logits }
 }
 
+/// A JSON array of token ids.
+fn token_ids(v: &Value) -> Vec<u32> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as u32)
+        .collect()
+}
+
 fn argmax(r: &[f32]) -> usize {
-    r.iter()
-        .enumerate()
-        .fold(
-            (0, f32::NEG_INFINITY),
-            |b, (i, &v)| if v > b.1 { (i, v) } else { b },
-        )
-        .0
+    lfm_engine::sampling::argmax(r).expect("finite logits") as usize
 }
 
 /// Runs the reference's tokens three ways with an f32 KV cache (as llama.cpp recorded them),
@@ -98,12 +101,7 @@ fn check(name: &str, bound: f32) {
     let r = reference(name);
     let path = fixtures().join(format!("{name}.gguf"));
     let m = LoadedModel::load(&path, &LoadOptions::default()).unwrap();
-    let tokens: Vec<u32> = r.meta["tokens"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_u64().unwrap() as u32)
-        .collect();
+    let tokens = token_ids(&r.meta["tokens"]);
     for (label, got) in ours(&m, &tokens) {
         assert_eq!(got.len(), r.logits.len());
         let mut worst = 0f32;
@@ -176,12 +174,7 @@ fn the_tokenizer_rebuilt_from_gguf_keys_matches_llama_cpp() {
         .unwrap();
         let tok = m.tokenizer.as_ref().unwrap();
         for (text, ids) in r.meta["tokenize"].as_object().unwrap() {
-            let want: Vec<u32> = ids
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v.as_u64().unwrap() as u32)
-                .collect();
+            let want = token_ids(ids);
             assert_eq!(tok.encode(text).unwrap(), want, "{name}: {text:?}");
         }
     }
@@ -222,12 +215,7 @@ fn the_lfm2_pre_tokenizer_matches_llama_cpp() {
         serde_json::from_str(&std::fs::read_to_string(dir.join("tok-lfm2.llamacpp.json")).unwrap())
             .unwrap();
     for (text, ids) in meta["tokenize"].as_object().unwrap() {
-        let want: Vec<u32> = ids
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_u64().unwrap() as u32)
-            .collect();
+        let want = token_ids(ids);
         assert_eq!(tok.encode(text).unwrap(), want, "{text:?}");
     }
 }

@@ -8,6 +8,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::Args;
 use lfm_engine::model::Logits;
+use lfm_engine::sampling::argmax;
 use lfm_engine::session::Session;
 use serde_json::json;
 
@@ -79,16 +80,6 @@ fn random_tokens(n: usize, vocab: usize, seed: u64) -> Vec<u32> {
         .collect()
 }
 
-fn argmax(v: &[f32]) -> u32 {
-    v.iter()
-        .enumerate()
-        .fold(
-            (0, f32::NEG_INFINITY),
-            |b, (i, &x)| if x > b.1 { (i, x) } else { b },
-        )
-        .0 as u32
-}
-
 pub fn run(a: ModelBenchArgs) -> Result<()> {
     let Some(path) = a.model.clone() else {
         anyhow::bail!("bench: give --model FILE, or a subcommand (constraint)");
@@ -130,7 +121,7 @@ pub fn run(a: ModelBenchArgs) -> Result<()> {
         let logits = s.forward(&prompt, Logits::Last)?;
         let p = t.elapsed().as_secs_f64();
         let row = logits.flatten_all()?.to_vec1::<f32>()?;
-        let _first = argmax(&row);
+        let _first = argmax(&row).context("the logits are all NaN")?;
         ttft_s.push(t.elapsed().as_secs_f64());
         prefill_s.push(p);
 
@@ -139,7 +130,7 @@ pub fn run(a: ModelBenchArgs) -> Result<()> {
         let mut tok = 1u32;
         let t = Instant::now();
         for _ in 0..a.gen_tokens {
-            tok = argmax(&s.decode(tok)?);
+            tok = argmax(&s.decode(tok)?).context("the logits are all NaN")?;
         }
         decode_s.push(t.elapsed().as_secs_f64());
     }

@@ -24,6 +24,7 @@ use memmap2::Mmap;
 use crate::error::{Error, Result};
 use crate::quant::{GgmlType, QMatrix, Storage};
 
+pub(crate) use model::gguf_name;
 pub use model::{config_from_gguf, GgufWeights, SYNTHETIC_KEY};
 pub use tokenizer::tokenizer_from_gguf;
 pub use writer::{GgufWriter, TensorData};
@@ -192,16 +193,15 @@ impl GgufFile {
     /// Parses a GGUF image held in memory (copied into an anonymous map); `label` names it in
     /// errors. For tests and fuzzing.
     pub fn from_bytes(label: &Path, bytes: &[u8]) -> Result<Self> {
-        let mut anon =
-            memmap2::MmapMut::map_anon(bytes.len().max(1)).map_err(|e| Error::io(label, e))?;
-        anon[..bytes.len()].copy_from_slice(bytes);
-        let map = anon.make_read_only().map_err(|e| Error::io(label, e))?;
         if bytes.is_empty() {
             return Err(Error::Gguf {
                 path: label.to_path_buf(),
                 message: "empty file".into(),
             });
         }
+        let mut anon = memmap2::MmapMut::map_anon(bytes.len()).map_err(|e| Error::io(label, e))?;
+        anon.copy_from_slice(bytes);
+        let map = anon.make_read_only().map_err(|e| Error::io(label, e))?;
         Self::from_map(label, Arc::new(map))
     }
 
@@ -409,15 +409,10 @@ impl GgufFile {
     }
 
     fn check_dims(&self, info: &TensorInfo, expected: &[usize]) -> Result<()> {
-        // Trailing 1s are not significant in ggml shapes.
-        let trim = |d: &[usize]| {
-            let mut v = d.to_vec();
-            while v.len() > 1 && v.last() == Some(&1) {
-                v.pop();
-            }
-            v
-        };
-        if trim(&info.dims) != trim(expected) {
+        // Size-1 dims do not change the layout (ggml pads shapes with trailing 1s, and
+        // converters squeeze axes such as the conv weight's channel axis).
+        let squeeze = |d: &[usize]| d.iter().copied().filter(|&x| x != 1).collect::<Vec<_>>();
+        if squeeze(&info.dims) != squeeze(expected) {
             return Err(Error::TensorShape {
                 path: self.path.clone(),
                 name: info.name.clone(),
@@ -435,7 +430,8 @@ impl GgufFile {
         self.matrix_any(info, ty, rows, cols)
     }
 
-    /// Tensor `name` as f32 values, checking its ggml dims (innermost first) are `dims`.
+    /// Tensor `name` as f32 values, checking its ggml dims (innermost first) are `dims`, size-1
+    /// dims aside.
     pub fn f32_values(&self, name: &str, dims: &[usize]) -> Result<Vec<f32>> {
         let (info, ty) = self.require(name)?;
         self.check_dims(info, dims)?;
@@ -473,6 +469,13 @@ impl GgufFile {
             path: self.path.clone(),
             message: format!("metadata key `{key}` is missing"),
         })
+    }
+
+    /// A required string value, with an error naming the key.
+    pub(crate) fn need_str(&self, key: &str) -> Result<&str> {
+        self.need(key)?
+            .as_str()
+            .ok_or_else(|| self.bad_key(key, "expected a string"))
     }
 
     /// An error about metadata `key`.

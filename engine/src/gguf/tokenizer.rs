@@ -47,10 +47,7 @@ fn strings<'a>(g: &'a GgufFile, key: &str) -> Result<Vec<&'a str>> {
 
 /// The tokenizer described by `g`'s `tokenizer.ggml.*` keys.
 pub fn tokenizer_from_gguf(g: &GgufFile) -> Result<Tokenizer> {
-    let model = g
-        .need("tokenizer.ggml.model")?
-        .as_str()
-        .ok_or_else(|| g.bad_key("tokenizer.ggml.model", "expected a string"))?;
+    let model = g.need_str("tokenizer.ggml.model")?;
     if model != "gpt2" {
         return Err(g.bad_key(
             "tokenizer.ggml.model",

@@ -46,6 +46,10 @@ pub trait WeightSource {
         -> Result<Embedding>;
     /// Whether the source holds tensor `name` (optional tensors such as an untied head).
     fn has(&self, name: &str) -> bool;
+    /// The dtype sessions store keys and values in by default, given the compute dtype.
+    fn kv_dtype(&self, compute: DType) -> DType {
+        compute
+    }
 }
 
 /// The operator of one decoder layer.
@@ -86,6 +90,8 @@ pub struct Lfm2Model {
     /// The embedding itself when tied.
     lm_head: Linear,
     rope: Rope,
+    /// What sessions store keys and values in unless told otherwise.
+    kv_dtype: DType,
 }
 
 impl Lfm2Model {
@@ -173,6 +179,7 @@ impl Lfm2Model {
             final_norm,
             lm_head,
             rope,
+            kv_dtype: weights.kv_dtype(dtype),
         })
     }
 
@@ -181,14 +188,10 @@ impl Lfm2Model {
         &self.config
     }
 
-    /// The dtype sessions store keys and values in by default: f16 for quantized (GGUF)
-    /// models, as llama.cpp does, else the compute dtype.
+    /// The dtype sessions store keys and values in by default, chosen by the weight source:
+    /// f16 for GGUF models, as llama.cpp does, else the compute dtype.
     pub fn default_kv_dtype(&self) -> DType {
-        if matches!(self.lm_head, Linear::Quant(_)) && self.dtype == DType::F32 {
-            DType::F16
-        } else {
-            self.dtype
-        }
+        self.kv_dtype
     }
 
     /// Bytes of weights one decode step reads: every matrix, the head included (the embedding

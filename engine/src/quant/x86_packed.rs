@@ -55,19 +55,19 @@ pub(super) unsafe fn group_dot(
         let o = unsafe { Out(out.add(done * stride), stride) };
         // SAFETY: forwarded from the caller.
         unsafe {
-            match (ty, n) {
-                (GgmlType::Q4_0, 1) => q4_0::<1>(group, nblocks, a, o),
-                (GgmlType::Q4_0, 2) => q4_0::<2>(group, nblocks, a, o),
-                (GgmlType::Q4_0, 3) => q4_0::<3>(group, nblocks, a, o),
-                (GgmlType::Q4_0, 4) => q4_0::<4>(group, nblocks, a, o),
-                (GgmlType::Q4_0, 5) => q4_0::<5>(group, nblocks, a, o),
-                (GgmlType::Q4_0, _) => q4_0::<6>(group, nblocks, a, o),
-                (_, 1) => q8_0::<1>(group, nblocks, a, o),
-                (_, 2) => q8_0::<2>(group, nblocks, a, o),
-                (_, 3) => q8_0::<3>(group, nblocks, a, o),
-                (_, 4) => q8_0::<4>(group, nblocks, a, o),
-                (_, 5) => q8_0::<5>(group, nblocks, a, o),
-                (_, _) => q8_0::<6>(group, nblocks, a, o),
+            match (ty == GgmlType::Q8_0, n) {
+                (false, 1) => packed_dot::<false, 1>(group, nblocks, a, o),
+                (false, 2) => packed_dot::<false, 2>(group, nblocks, a, o),
+                (false, 3) => packed_dot::<false, 3>(group, nblocks, a, o),
+                (false, 4) => packed_dot::<false, 4>(group, nblocks, a, o),
+                (false, 5) => packed_dot::<false, 5>(group, nblocks, a, o),
+                (false, _) => packed_dot::<false, 6>(group, nblocks, a, o),
+                (true, 1) => packed_dot::<true, 1>(group, nblocks, a, o),
+                (true, 2) => packed_dot::<true, 2>(group, nblocks, a, o),
+                (true, 3) => packed_dot::<true, 3>(group, nblocks, a, o),
+                (true, 4) => packed_dot::<true, 4>(group, nblocks, a, o),
+                (true, 5) => packed_dot::<true, 5>(group, nblocks, a, o),
+                (true, _) => packed_dot::<true, 6>(group, nblocks, a, o),
             }
         }
         done += n;
@@ -78,16 +78,16 @@ pub(super) unsafe fn group_dot(
 #[derive(Clone, Copy)]
 struct Out(*mut f32, usize);
 
-/// Sums each run of `per_row` lanes of `v` (rows in lane order) less the row's offset, into
-/// `dst[..16 / per_row]`.
+/// Sums each run of 4 lanes of `v` (4 rows in lane order) less the row's offset, into
+/// `dst[..4]`.
 #[inline]
 #[target_feature(enable = "avx512f")]
-fn lanes_to_rows(v: __m512, per_row: usize, offset: &[f32], dst: *mut f32) {
+fn lanes_to_rows(v: __m512, offset: &[f32], dst: *mut f32) {
     let mut lanes = [0f32; 16];
     // SAFETY: `lanes` is 16 f32.
     unsafe { _mm512_storeu_ps(lanes.as_mut_ptr(), v) };
-    for (i, off) in offset.iter().enumerate().take(16 / per_row) {
-        let s: f32 = lanes[i * per_row..(i + 1) * per_row].iter().sum();
+    for (i, off) in offset.iter().enumerate().take(4) {
+        let s: f32 = lanes[4 * i..4 * i + 4].iter().sum();
         // SAFETY: `dst` has room for this group's rows (`group_dot`'s contract).
         unsafe { *dst.add(i) = s - off };
     }
@@ -102,65 +102,27 @@ fn spill(v: __m256) -> [f32; 8] {
     a
 }
 
+/// One group × `NT` tokens, Q4_0 (`Q8 = false`) or Q8_0 (`Q8 = true`). Both layouts give four
+/// 64-byte vectors per block, each 16 positions of four rows as unsigned bytes: rows 0..3 at
+/// positions 0..16, rows 0..3 at 16..32, then rows 4..7 likewise. Q4_0's are the low and high
+/// nibbles (q + 8), Q8_0's the bytes xor 0x80 (w + 128); that offset times Σy comes off at
+/// the end, scaled like the block.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni,f16c,fma,avx2")]
-unsafe fn q4_0<const NT: usize>(group: &[u8], nblocks: usize, acts: &[&[BlockQ8_0]], out: Out) {
+unsafe fn packed_dot<const Q8: bool, const NT: usize>(
+    group: &[u8],
+    nblocks: usize,
+    acts: &[&[BlockQ8_0]],
+    out: Out,
+) {
     let m4 = _mm512_set1_epi8(0x0F);
-    let zero = _mm512_setzero_si512();
-    let idx0 = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
-    let idx1 = _mm512_set_epi32(7, 7, 7, 7, 6, 6, 6, 6, 5, 5, 5, 5, 4, 4, 4, 4);
-    let mut acc = [[_mm512_setzero_ps(); 2]; NT];
-    let mut off = [_mm256_setzero_ps(); NT];
-    let gbb = group_block_bytes(GgmlType::Q4_0);
-    for k in 0..nblocks {
-        // SAFETY: block k of the group spans gbb bytes inside `group` (caller's contract).
-        unsafe {
-            let p = group.as_ptr().add(k * gbb);
-            let s256 = _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i));
-            let s8 = _mm512_castps256_ps512(s256);
-            let sp0 = _mm512_permutexvar_ps(idx0, s8);
-            let sp1 = _mm512_permutexvar_ps(idx1, s8);
-            let w0 = _mm512_loadu_si512(p.add(16) as *const _);
-            let w1 = _mm512_loadu_si512(p.add(80) as *const _);
-            let lo0 = _mm512_and_si512(w0, m4);
-            let hi0 = _mm512_and_si512(_mm512_srli_epi16::<4>(w0), m4);
-            let lo1 = _mm512_and_si512(w1, m4);
-            let hi1 = _mm512_and_si512(_mm512_srli_epi16::<4>(w1), m4);
-            for t in 0..NT {
-                let y = acts[t].get_unchecked(k);
-                let ylo = _mm512_broadcast_i32x4(_mm_loadu_si128(y.qs.as_ptr() as *const __m128i));
-                let yhi = _mm512_broadcast_i32x4(_mm_loadu_si128(
-                    y.qs.as_ptr().add(16) as *const __m128i
-                ));
-                let d0 = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(zero, lo0, ylo), hi0, yhi);
-                let d1 = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(zero, lo1, ylo), hi1, yhi);
-                let dy = _mm512_set1_ps(y.d);
-                acc[t][0] =
-                    _mm512_fmadd_ps(_mm512_cvtepi32_ps(d0), _mm512_mul_ps(sp0, dy), acc[t][0]);
-                acc[t][1] =
-                    _mm512_fmadd_ps(_mm512_cvtepi32_ps(d1), _mm512_mul_ps(sp1, dy), acc[t][1]);
-                // The nibbles are q + 8: 8·Σy·d_y·d_w per row comes off at the end.
-                off[t] = _mm256_fmadd_ps(s256, _mm256_set1_ps((8 * y.sum) as f32 * y.d), off[t]);
-            }
-        }
-    }
-    for t in 0..NT {
-        let o = spill(off[t]);
-        // SAFETY: token t's 8 outputs are writable (`group_dot`'s contract).
-        let dst = unsafe { out.0.add(t * out.1) };
-        lanes_to_rows(acc[t][0], 4, &o[0..4], dst);
-        lanes_to_rows(acc[t][1], 4, &o[4..8], unsafe { dst.add(4) });
-    }
-}
-
-#[target_feature(enable = "avx512f,avx512bw,avx512vnni,f16c,fma,avx2")]
-unsafe fn q8_0<const NT: usize>(group: &[u8], nblocks: usize, acts: &[&[BlockQ8_0]], out: Out) {
     let flip = _mm512_set1_epi8(0x80u8 as i8);
+    let bias: i32 = if Q8 { 128 } else { 8 };
     let zero = _mm512_setzero_si512();
     let idx0 = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
     let idx1 = _mm512_set_epi32(7, 7, 7, 7, 6, 6, 6, 6, 5, 5, 5, 5, 4, 4, 4, 4);
     let mut acc = [[_mm512_setzero_ps(); 2]; NT];
     let mut off = [_mm256_setzero_ps(); NT];
-    let gbb = group_block_bytes(GgmlType::Q8_0);
+    let gbb = group_block_bytes(if Q8 { GgmlType::Q8_0 } else { GgmlType::Q4_0 });
     for k in 0..nblocks {
         // SAFETY: block k of the group spans gbb bytes inside `group` (caller's contract).
         unsafe {
@@ -169,10 +131,18 @@ unsafe fn q8_0<const NT: usize>(group: &[u8], nblocks: usize, acts: &[&[BlockQ8_
             let s8 = _mm512_castps256_ps512(s256);
             let sp0 = _mm512_permutexvar_ps(idx0, s8);
             let sp1 = _mm512_permutexvar_ps(idx1, s8);
-            // Rows 0..3 (first 16 values, last 16), rows 4..7 likewise; as w + 128.
-            let w: [__m512i; 4] = std::array::from_fn(|i| {
-                _mm512_xor_si512(_mm512_loadu_si512(p.add(16 + 64 * i) as *const _), flip)
-            });
+            let load = |at: usize| _mm512_loadu_si512(p.add(at) as *const _);
+            let w: [__m512i; 4] = if Q8 {
+                std::array::from_fn(|i| _mm512_xor_si512(load(16 + 64 * i), flip))
+            } else {
+                let (w0, w1) = (load(16), load(80));
+                [
+                    _mm512_and_si512(w0, m4),
+                    _mm512_and_si512(_mm512_srli_epi16::<4>(w0), m4),
+                    _mm512_and_si512(w1, m4),
+                    _mm512_and_si512(_mm512_srli_epi16::<4>(w1), m4),
+                ]
+            };
             for t in 0..NT {
                 let y = acts[t].get_unchecked(k);
                 let ylo = _mm512_broadcast_i32x4(_mm_loadu_si128(y.qs.as_ptr() as *const __m128i));
@@ -186,8 +156,7 @@ unsafe fn q8_0<const NT: usize>(group: &[u8], nblocks: usize, acts: &[&[BlockQ8_
                     _mm512_fmadd_ps(_mm512_cvtepi32_ps(d0), _mm512_mul_ps(sp0, dy), acc[t][0]);
                 acc[t][1] =
                     _mm512_fmadd_ps(_mm512_cvtepi32_ps(d1), _mm512_mul_ps(sp1, dy), acc[t][1]);
-                // The bytes are w + 128: 128·Σy·d_y·d_w per row comes off at the end.
-                off[t] = _mm256_fmadd_ps(s256, _mm256_set1_ps((128 * y.sum) as f32 * y.d), off[t]);
+                off[t] = _mm256_fmadd_ps(s256, _mm256_set1_ps((bias * y.sum) as f32 * y.d), off[t]);
             }
         }
     }
@@ -195,8 +164,8 @@ unsafe fn q8_0<const NT: usize>(group: &[u8], nblocks: usize, acts: &[&[BlockQ8_
         let o = spill(off[t]);
         // SAFETY: token t's 8 outputs are writable (`group_dot`'s contract).
         let dst = unsafe { out.0.add(t * out.1) };
-        lanes_to_rows(acc[t][0], 4, &o[0..4], dst);
-        lanes_to_rows(acc[t][1], 4, &o[4..8], unsafe { dst.add(4) });
+        lanes_to_rows(acc[t][0], &o[0..4], dst);
+        lanes_to_rows(acc[t][1], &o[4..8], unsafe { dst.add(4) });
     }
 }
 

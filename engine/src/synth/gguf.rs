@@ -10,7 +10,7 @@ use super::writer::{specs, Rng, RNG_SALT};
 use super::{synth_tokenizer_json, Preset};
 use crate::config::{LayerKind, ModelConfig, RawConfig};
 use crate::error::{Error, Result};
-use crate::gguf::{GgufWriter, Value, SYNTHETIC_KEY};
+use crate::gguf::{gguf_name, GgufWriter, Value, SYNTHETIC_KEY};
 use crate::quant::{quantize_row, GgmlType};
 
 /// ggml's `general.file_type` (`llama_ftype`) for a file whose matrices are `ty`.
@@ -25,38 +25,6 @@ fn file_type(ty: GgmlType) -> u32 {
         GgmlType::Q5K => 17,
         GgmlType::Q6K => 18,
     }
-}
-
-/// llama.cpp's name for a Hugging Face tensor name of the synthetic specs.
-fn gguf_name(hf: &str) -> String {
-    let map = [
-        ("model.embed_tokens.weight", "token_embd.weight"),
-        ("model.embedding_norm.weight", "token_embd_norm.weight"),
-    ];
-    if let Some((_, g)) = map.iter().find(|(h, _)| *h == hf) {
-        return g.to_string();
-    }
-    let rest = hf.strip_prefix("model.layers.").unwrap_or(hf);
-    let (layer, rest) = rest.split_once('.').unwrap_or(("0", rest));
-    let stem = rest.trim_end_matches(".weight");
-    let g = match stem {
-        "operator_norm" => "attn_norm",
-        "ffn_norm" => "ffn_norm",
-        "feed_forward.w1" => "ffn_gate",
-        "feed_forward.w3" => "ffn_up",
-        "feed_forward.w2" => "ffn_down",
-        "conv.conv" => "shortconv.conv",
-        "conv.in_proj" => "shortconv.in_proj",
-        "conv.out_proj" => "shortconv.out_proj",
-        "self_attn.q_proj" => "attn_q",
-        "self_attn.k_proj" => "attn_k",
-        "self_attn.v_proj" => "attn_v",
-        "self_attn.out_proj" => "attn_output",
-        "self_attn.q_layernorm" => "attn_q_norm",
-        "self_attn.k_layernorm" => "attn_k_norm",
-        other => other,
-    };
-    format!("blk.{layer}.{g}.weight")
 }
 
 fn u32v(n: usize) -> Value {
@@ -129,7 +97,13 @@ pub fn write_gguf(preset: Preset, quant: GgmlType, seed: u64, path: &Path) -> Re
         };
         // ggml dims: innermost first; the conv weight [h, 1, L] is stored squeezed as [L, h].
         let dims: Vec<usize> = s.shape.iter().rev().copied().filter(|&d| d != 1).collect();
-        w.add_tensor(&gguf_name(&s.name), &dims, ty);
+        let name = gguf_name(&s.name).ok_or_else(|| {
+            Error::arg(
+                "preset",
+                format!("no GGUF name for synthetic tensor `{}`", s.name),
+            )
+        })?;
+        w.add_tensor(&name, &dims, ty);
     }
     let mut rng = Rng(seed ^ RNG_SALT);
     w.write(path, |i, t, buf| {

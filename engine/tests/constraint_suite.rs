@@ -24,11 +24,12 @@ use serde_json::{json, Value};
 #[test]
 fn official_suite_is_refused_clearly_or_enforced_soundly() {
     let Some(dir) = common::suite_dir() else {
+        // In CI the suite must be there unless .ci/run found it missing and said so.
         assert!(
-            std::env::var("CI").is_err(),
-            "the JSON-Schema-Test-Suite must be beside the repo in CI"
+            std::env::var("CI").is_err() || std::env::var("LFM_SKIP_SCHEMA_SUITE").is_ok(),
+            "the JSON-Schema-Test-Suite must be beside the repo in CI (../shared/json-schema-test-suite or LFM_JSON_SCHEMA_SUITE)"
         );
-        eprintln!("SKIPPED: ../shared/json-schema-test-suite not found");
+        eprintln!("SKIPPED: the JSON-Schema-Test-Suite was not found (../shared/json-schema-test-suite or LFM_JSON_SCHEMA_SUITE)");
         return;
     };
     let (m, c) = common::tiny();

@@ -93,7 +93,10 @@ pub fn validators(schema: &Value) -> (jsonschema::Validator, jsonschema::Validat
 
 /// `../shared/json-schema-test-suite/draft2020-12` beside the repository, if present.
 pub fn suite_dir() -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/json-schema-test-suite/draft2020-12");
+    let root = match std::env::var_os("LFM_JSON_SCHEMA_SUITE") {
+        Some(dir) => PathBuf::from(dir),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/json-schema-test-suite"),
+    };
+    let p = root.join("draft2020-12");
     p.is_dir().then_some(p)
 }

@@ -1,0 +1,211 @@
+//! Retrieval quality on a labelled question set: recall@k and MRR, computed the same way for
+//! our ranking and for any other ranker's (the rank-bm25 comparison feeds its rankings in).
+//!
+//! A question lists the spans that answer it (`path` and an inclusive line span, or no span:
+//! any chunk of that file). A retrieved chunk is relevant to a span when it is from the same
+//! file and its lines overlap the span.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// A span that answers a question.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Relevant {
+    /// Display path of the file.
+    pub path: String,
+    /// Inclusive 1-based line span; `None` means any chunk of the file.
+    pub lines: Option<[u32; 2]>,
+}
+
+/// One labelled question.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Question {
+    /// Identifier.
+    pub id: String,
+    /// The question as a user asks it.
+    pub question: String,
+    /// What answers it.
+    pub relevant: Vec<Relevant>,
+}
+
+/// Reads a JSONL question file (other fields of each line are ignored).
+pub fn load_questions(path: &Path) -> Result<Vec<Question>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let q: Question = serde_json::from_str(line).map_err(|e| Error::BadQuestions {
+            path: path.to_path_buf(),
+            line: i + 1,
+            why: e.to_string(),
+        })?;
+        if q.relevant.is_empty() {
+            return Err(Error::BadQuestions {
+                path: path.to_path_buf(),
+                line: i + 1,
+                why: format!("question {} lists no relevant span", q.id),
+            });
+        }
+        for r in &q.relevant {
+            if let Some([a, b]) = r.lines {
+                if a == 0 || b < a {
+                    return Err(Error::BadQuestions {
+                        path: path.to_path_buf(),
+                        line: i + 1,
+                        why: format!("question {}: bad line span [{a}, {b}] for {}", q.id, r.path),
+                    });
+                }
+            }
+        }
+        out.push(q);
+    }
+    Ok(out)
+}
+
+/// Where a retrieved chunk lies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retrieved {
+    /// Display path.
+    pub path: String,
+    /// First line.
+    pub line_start: u32,
+    /// Last line.
+    pub line_end: u32,
+}
+
+impl Relevant {
+    /// Whether a chunk at `r` holds (part of) this span.
+    pub fn matches(&self, r: &Retrieved) -> bool {
+        self.path == r.path
+            && self
+                .lines
+                .is_none_or(|[a, b]| r.line_start <= b && a <= r.line_end)
+    }
+}
+
+/// Scores of one question.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct QuestionScore {
+    /// The question's id.
+    pub id: String,
+    /// Share of its spans covered in the top k.
+    pub recall: f64,
+    /// 1-based rank of the first relevant chunk, if any within the ranking.
+    pub first_relevant: Option<usize>,
+}
+
+/// Aggregate scores.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Metrics {
+    /// Questions scored.
+    pub questions: usize,
+    /// The k of recall@k.
+    pub k: usize,
+    /// Mean share of relevant spans found in the top k.
+    pub recall_at_k: f64,
+    /// Share of questions with at least one relevant chunk in the top k.
+    pub hit_at_k: f64,
+    /// Mean reciprocal rank of the first relevant chunk, over the top `mrr_depth`.
+    pub mrr: f64,
+    /// Depth of the MRR ranking.
+    pub mrr_depth: usize,
+    /// Per question.
+    pub per_question: Vec<QuestionScore>,
+}
+
+/// Scores rankings (`rankings[i]` for `questions[i]`, best first). Recall uses the top `k`;
+/// MRR the top `mrr_depth`.
+pub fn score(
+    questions: &[Question],
+    rankings: &[Vec<Retrieved>],
+    k: usize,
+    mrr_depth: usize,
+) -> Metrics {
+    let mut per = Vec::with_capacity(questions.len());
+    for (q, ranking) in questions.iter().zip(rankings) {
+        let top = &ranking[..ranking.len().min(k)];
+        let covered = q
+            .relevant
+            .iter()
+            .filter(|rel| top.iter().any(|r| rel.matches(r)))
+            .count();
+        let first = ranking
+            .iter()
+            .take(mrr_depth)
+            .position(|r| q.relevant.iter().any(|rel| rel.matches(r)))
+            .map(|p| p + 1);
+        per.push(QuestionScore {
+            id: q.id.clone(),
+            recall: covered as f64 / q.relevant.len() as f64,
+            first_relevant: first,
+        });
+    }
+    let n = per.len().max(1) as f64;
+    Metrics {
+        questions: per.len(),
+        k,
+        recall_at_k: per.iter().map(|s| s.recall).sum::<f64>() / n,
+        hit_at_k: per
+            .iter()
+            .filter(|s| s.first_relevant.is_some_and(|r| r <= k))
+            .count() as f64
+            / n,
+        mrr: per
+            .iter()
+            .map(|s| s.first_relevant.map_or(0.0, |r| 1.0 / r as f64))
+            .sum::<f64>()
+            / n,
+        mrr_depth,
+        per_question: per,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(path: &str, a: u32, b: u32) -> Retrieved {
+        Retrieved {
+            path: path.into(),
+            line_start: a,
+            line_end: b,
+        }
+    }
+
+    #[test]
+    fn recall_and_mrr_count_overlapping_spans_only() {
+        let q = Question {
+            id: "q".into(),
+            question: "?".into(),
+            relevant: vec![
+                Relevant {
+                    path: "a.md".into(),
+                    lines: Some([10, 20]),
+                },
+                Relevant {
+                    path: "b.pdf".into(),
+                    lines: None,
+                },
+            ],
+        };
+        // Rank 1 misses (wrong lines), rank 2 hits a.md, b.pdf only at rank 6 (outside k=5).
+        let ranking = vec![
+            r("a.md", 1, 9),
+            r("a.md", 20, 30),
+            r("c.md", 1, 5),
+            r("c.md", 6, 9),
+            r("c.md", 10, 12),
+            r("b.pdf", 1, 3),
+        ];
+        let m = score(&[q], &[ranking], 5, 10);
+        assert_eq!(m.per_question[0].first_relevant, Some(2));
+        assert!((m.recall_at_k - 0.5).abs() < 1e-12);
+        assert!((m.mrr - 0.5).abs() < 1e-12);
+        assert!((m.hit_at_k - 1.0).abs() < 1e-12);
+    }
+}

@@ -1,0 +1,241 @@
+//! Packing hits into the model's context: the best chunks that fit a token budget, in rank
+//! order, with chunks of the same file that overlap or touch merged into one passage (the
+//! overlap kept once), each passage numbered as a citation (`[1] docs/vpn.md#L10-L42`).
+//! [`Packed`] keeps the mapping from citation number back to the source, which the agent uses
+//! to quote and to check that a cited number is one the model was actually given.
+
+use serde::Serialize;
+
+use crate::search::Hit;
+use crate::tokens::TokenCounter;
+
+/// One numbered passage.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Citation {
+    /// The number shown to the model, from 1.
+    pub n: usize,
+    /// The file's display path.
+    pub path: String,
+    /// First source line.
+    pub line_start: u32,
+    /// Last source line (inclusive).
+    pub line_end: u32,
+    /// Enclosing section titles of the first chunk.
+    pub trail: Vec<String>,
+    /// The chunks merged into this passage, in file order.
+    pub chunk_ids: Vec<String>,
+    /// The passage text.
+    pub text: String,
+    /// Best score among its chunks.
+    pub score: f32,
+    /// Tokens of the rendered passage (header included).
+    pub tokens: usize,
+}
+
+impl Citation {
+    /// `path#L10-L42`.
+    pub fn location(&self) -> String {
+        format!("{}#L{}-L{}", self.path, self.line_start, self.line_end)
+    }
+
+    /// The passage as the model reads it: `[n] path#La-Lb (Section > Sub)` then the text.
+    pub fn render(&self) -> String {
+        let mut s = format!("[{}] {}", self.n, self.location());
+        if !self.trail.is_empty() {
+            s.push_str(" (");
+            s.push_str(&self.trail.join(" > "));
+            s.push(')');
+        }
+        s.push('\n');
+        s.push_str(&self.text);
+        s
+    }
+}
+
+/// The packed context.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Packed {
+    /// The passages, numbered from 1, in rank order.
+    pub citations: Vec<Citation>,
+    /// Tokens of [`Packed::text`].
+    pub tokens: usize,
+    /// Hits left out because they did not fit.
+    pub dropped: usize,
+}
+
+impl Packed {
+    /// All passages, separated by blank lines.
+    pub fn text(&self) -> String {
+        self.citations
+            .iter()
+            .map(Citation::render)
+            .collect::<Vec<_>>()
+            .join("\n\n")
+    }
+
+    /// The passage behind a citation number.
+    pub fn resolve(&self, n: usize) -> Option<&Citation> {
+        n.checked_sub(1).and_then(|i| self.citations.get(i))
+    }
+
+    /// True when `quote` (whitespace-insensitive) occurs in passage `n`.
+    pub fn verify_quote(&self, n: usize, quote: &str) -> bool {
+        let norm = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+        let q = norm(quote);
+        !q.is_empty() && self.resolve(n).is_some_and(|c| norm(&c.text).contains(&q))
+    }
+
+    /// The citation numbers `[n]` (also `[1, 3]` and `[2][4]`) found in `answer`, split into
+    /// those this context holds and those it does not (which the caller must not trust).
+    pub fn check_citations(&self, answer: &str) -> (Vec<usize>, Vec<usize>) {
+        let (mut ok, mut bad) = (Vec::new(), Vec::new());
+        for n in citation_numbers(answer) {
+            let list = if self.resolve(n).is_some() {
+                &mut ok
+            } else {
+                &mut bad
+            };
+            if !list.contains(&n) {
+                list.push(n);
+            }
+        }
+        (ok, bad)
+    }
+}
+
+/// Numbers inside square brackets: `[3]`, `[1, 2]`, `[1,2]`.
+pub fn citation_numbers(text: &str) -> Vec<usize> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(open) = rest.find('[') {
+        rest = &rest[open + 1..];
+        let Some(close) = rest.find(']') else { break };
+        let inner = &rest[..close];
+        let nums: Option<Vec<usize>> = inner
+            .split(',')
+            .map(|p| p.trim().parse::<usize>().ok())
+            .collect();
+        if let Some(nums) = nums {
+            out.extend(nums.into_iter().filter(|&n| n > 0));
+        }
+        rest = &rest[close..];
+    }
+    out
+}
+
+/// Packs `hits` (best first) under `budget` tokens. A hit whose file already has a passage
+/// that overlaps or touches it is merged into that passage; a hit that does not fit is
+/// skipped, and smaller hits after it may still go in.
+pub fn pack(hits: &[Hit], budget: usize, counter: &dyn TokenCounter) -> Packed {
+    let mut out = Packed::default();
+    // Separator between passages: a blank line.
+    let sep = 1usize;
+    for hit in hits {
+        let c = &hit.chunk;
+        if out
+            .citations
+            .iter()
+            .any(|p| p.chunk_ids.contains(&c.chunk_id))
+        {
+            continue;
+        }
+        let near = out.citations.iter().position(|p| {
+            p.path == c.path
+                && c.line_start <= p.line_end.saturating_add(1)
+                && p.line_start <= c.line_end.saturating_add(1)
+        });
+        if let Some(i) = near {
+            let mut merged = out.citations[i].clone();
+            merge_into(
+                &mut merged,
+                c.line_start,
+                c.line_end,
+                &c.text,
+                &c.chunk_id,
+                &c.trail,
+            );
+            merged.score = merged.score.max(hit.score);
+            merged.tokens = counter.count(&merged.render());
+            let total = out.tokens - out.citations[i].tokens + merged.tokens;
+            if total <= budget {
+                out.tokens = total;
+                out.citations[i] = merged;
+            } else {
+                out.dropped += 1;
+            }
+            continue;
+        }
+        let mut cit = Citation {
+            n: out.citations.len() + 1,
+            path: c.path.clone(),
+            line_start: c.line_start,
+            line_end: c.line_end,
+            trail: c.trail.clone(),
+            chunk_ids: vec![c.chunk_id.clone()],
+            text: c.text.clone(),
+            score: hit.score,
+            tokens: 0,
+        };
+        cit.tokens = counter.count(&cit.render());
+        let extra = cit.tokens + if out.citations.is_empty() { 0 } else { sep };
+        if out.tokens + extra <= budget {
+            out.tokens += extra;
+            out.citations.push(cit);
+        } else {
+            out.dropped += 1;
+        }
+    }
+    out
+}
+
+/// Joins a chunk's text to a passage of the same file, in line order, keeping the lines they
+/// share once (chunk overlap repeats whole trailing lines of the previous chunk).
+fn merge_into(p: &mut Citation, start: u32, end: u32, text: &str, id: &str, trail: &[String]) {
+    let (first, second, first_is_p) = if start < p.line_start {
+        (text.to_string(), p.text.clone(), false)
+    } else {
+        (p.text.clone(), text.to_string(), true)
+    };
+    if !first_is_p {
+        p.trail = trail.to_vec();
+    }
+    // The chunk inside the passage already: nothing to add.
+    p.text = if first.contains(second.as_str()) {
+        first
+    } else {
+        join_overlapping(&first, &second)
+    };
+    p.line_start = p.line_start.min(start);
+    p.line_end = p.line_end.max(end);
+    // Keep ids in file order (by ord, the number after '#').
+    p.chunk_ids.push(id.to_string());
+    p.chunk_ids.sort_by_key(|c| {
+        c.rsplit_once('#')
+            .and_then(|(_, o)| o.parse::<u64>().ok())
+            .unwrap_or(0)
+    });
+}
+
+/// `a` then `b`, dropping the longest run of `b`'s leading lines that ends `a`.
+fn join_overlapping(a: &str, b: &str) -> String {
+    let al: Vec<&str> = a.lines().collect();
+    let bl: Vec<&str> = b.lines().collect();
+    let max = al.len().min(bl.len());
+    let shared = (1..=max)
+        .rev()
+        .find(|&k| al[al.len() - k..] == bl[..k])
+        .unwrap_or(0);
+    let rest = bl[shared..].join("\n");
+    if shared > 0 {
+        if rest.is_empty() {
+            a.to_string()
+        } else {
+            format!("{a}\n{rest}")
+        }
+    } else {
+        format!("{a}\n\n{b}")
+    }
+}
+
+#[cfg(test)]
+mod tests;

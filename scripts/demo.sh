@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The main job on bundled data, end to end without a download: build lfm-agent, write a tiny
-# random-weight LFM2 model (safetensors and GGUF), chat-generate from it with speed stats, and
-# print the logits of a
-# committed transformers-checked fixture. Output text is meaningless (random weights).
+# random-weight LFM2 model (safetensors and GGUF), chat-generate from it with speed stats, print
+# the logits of a committed transformers-checked fixture (output text is meaningless: random
+# weights), then index the bundled docs and search them (no model needed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -q -p lfm-agent
@@ -22,3 +22,7 @@ gguf=target/demo/tiny-q4_0.gguf
 "$bin" generate --model "$gguf" --prompt "Disk full on db-1, what should I check?" --max-tokens 16 --seed 1 --stats
 echo "== logits on a parity fixture (compare with engine/tests/fixtures/parity/old_style_tied_f32/reference.safetensors)"
 "$bin" logits --model engine/tests/fixtures/parity/old_style_tied_f32 --tokens 1,5,9,0,17
+echo "== retrieval: index the bundled docs (incremental), search, and pack cited context for the model"
+"$bin" index examples/docs --index target/demo/index
+"$bin" search "the VPN handshake never completes at a hotel" --index target/demo/index --k 3
+"$bin" search "disk full on a server" --index target/demo/index --type md --pack 300

@@ -9,6 +9,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::search::{ChunkRecord, Retriever, SearchRequest};
 use crate::{Error, Result};
 
 /// A span that answers a question.
@@ -163,6 +164,214 @@ pub fn score(
         mrr_depth,
         per_question: per,
     }
+}
+
+/// Resolves each relevant path against `base` (the folder the question file's paths are
+/// relative to) into a canonical absolute path, so that rankings from an index built from
+/// any spelling of the docs folder compare. A path that does not exist is an error.
+pub fn resolve_paths(questions: &mut [Question], base: &Path) -> Result<()> {
+    for q in questions.iter_mut() {
+        for r in &mut q.relevant {
+            let p = base.join(&r.path);
+            let abs = std::fs::canonicalize(&p).map_err(|e| Error::BadQuestions {
+                path: p.clone(),
+                line: 0,
+                why: format!("question {}: relevant file: {e}", q.id),
+            })?;
+            r.path = abs.to_string_lossy().into_owned();
+        }
+    }
+    Ok(())
+}
+
+/// Every chunk of the index, with the canonical absolute path of its file.
+pub fn all_chunks(retriever: &Retriever) -> Result<Vec<(String, ChunkRecord)>> {
+    let mut out = Vec::new();
+    for (display, abs) in retriever.files()? {
+        let abs = abs.to_string_lossy().into_owned();
+        for c in retriever.chunks_of(&display)? {
+            out.push((abs.clone(), c));
+        }
+    }
+    Ok(out)
+}
+
+/// Our rankings: the top `depth` chunks for each question (plain search, no filters).
+pub fn rank_ours(
+    retriever: &Retriever,
+    questions: &[Question],
+    depth: usize,
+) -> Result<Vec<Vec<Retrieved>>> {
+    let abs: std::collections::HashMap<String, String> = retriever
+        .files()?
+        .into_iter()
+        .map(|(d, a)| (d, a.to_string_lossy().into_owned()))
+        .collect();
+    let mut out = Vec::with_capacity(questions.len());
+    for q in questions {
+        let mut req = SearchRequest::new(q.question.clone(), depth);
+        req.snippets = false;
+        let hits = retriever.search(&req)?;
+        out.push(
+            hits.into_iter()
+                .map(|h| Retrieved {
+                    path: abs.get(&h.chunk.path).cloned().unwrap_or(h.chunk.path),
+                    line_start: h.chunk.line_start,
+                    line_end: h.chunk.line_end,
+                })
+                .collect(),
+        );
+    }
+    Ok(out)
+}
+
+/// What another ranker needs to rank the same chunks with the same tokens: each chunk's
+/// analyzed title, heading trail and body, and each question's analyzed text.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RankerInput {
+    /// [`fingerprint`] of the chunks.
+    pub fingerprint: String,
+    /// Chunks in a fixed order.
+    pub chunks: Vec<RankerChunk>,
+    /// Questions in file order.
+    pub questions: Vec<RankerQuery>,
+}
+
+/// One chunk for an outside ranker.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RankerChunk {
+    /// `path#ord`, the path relative to the questions' base folder.
+    pub id: String,
+    /// Tokens of title, headings and body, in that order.
+    pub tokens: Vec<String>,
+}
+
+/// One question for an outside ranker.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RankerQuery {
+    /// The question's id.
+    pub id: String,
+    /// Its tokens.
+    pub tokens: Vec<String>,
+}
+
+/// Another ranker's output: chunk ids per question id, best first.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RankerOutput {
+    /// Who ranked (e.g. `rank-bm25 0.2.2 BM25Okapi`).
+    pub ranker: String,
+    /// The fingerprint of the input it ranked.
+    pub fingerprint: String,
+    /// Question id -> chunk ids.
+    pub rankings: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+/// A chunk id that does not depend on how the docs folder was spelled when indexing: the
+/// file's path relative to `base` (the questions' base folder), then `#ord`.
+fn portable_id(abs: &str, base: &Path, ord: u32) -> String {
+    let base = std::fs::canonicalize(base).unwrap_or_else(|_| base.to_path_buf());
+    let rel = Path::new(abs).strip_prefix(&base).map_or_else(
+        |_| abs.to_string(),
+        |p| p.to_string_lossy().replace('\\', "/"),
+    );
+    format!("{rel}#{ord}")
+}
+
+/// The input for an outside ranker, over every chunk of the index. Chunk ids are paths
+/// relative to `base` (see [`resolve_paths`]).
+pub fn ranker_input(
+    retriever: &Retriever,
+    questions: &[Question],
+    base: &Path,
+) -> Result<RankerInput> {
+    let mut chunks = Vec::new();
+    for (abs, c) in all_chunks(retriever)? {
+        let id = portable_id(&abs, base, c.ord);
+        let mut tokens = retriever.analyze(&c.title)?;
+        tokens.extend(retriever.analyze(&c.trail.join("\n"))?);
+        tokens.extend(retriever.analyze(&c.text)?);
+        chunks.push(RankerChunk { id, tokens });
+    }
+    chunks.sort_by(|a, b| a.id.cmp(&b.id));
+    let questions = questions
+        .iter()
+        .map(|q| {
+            Ok(RankerQuery {
+                id: q.id.clone(),
+                tokens: retriever.analyze(&q.question)?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(RankerInput {
+        fingerprint: fingerprint(&chunks),
+        chunks,
+        questions,
+    })
+}
+
+/// blake3 of the chunk ids and tokens: two rankers saw the same chunks iff it matches.
+pub fn fingerprint(chunks: &[RankerChunk]) -> String {
+    let mut h = blake3::Hasher::new();
+    for c in chunks {
+        h.update(c.id.as_bytes());
+        h.update(&[0]);
+        for t in &c.tokens {
+            h.update(t.as_bytes());
+            h.update(&[1]);
+        }
+        h.update(&[2]);
+    }
+    h.finalize().to_hex()[..16].to_string()
+}
+
+/// Turns another ranker's chunk ids into [`Retrieved`] rankings in question order. Fails
+/// when the fingerprint differs (the chunks changed since it ranked them) or an id is unknown.
+pub fn rankings_from(
+    retriever: &Retriever,
+    questions: &[Question],
+    base: &Path,
+    input: &RankerInput,
+    output: &RankerOutput,
+) -> Result<Vec<Vec<Retrieved>>> {
+    if output.fingerprint != input.fingerprint {
+        return Err(Error::BadConfig {
+            field: "ranker output",
+            why: format!(
+                "{} ranked chunks with fingerprint {}, the index now has {}: the chunks changed; rerun scripts/retrieval/rank_bm25.sh",
+                output.ranker, output.fingerprint, input.fingerprint
+            ),
+        });
+    }
+    let by_id: std::collections::HashMap<String, Retrieved> = all_chunks(retriever)?
+        .into_iter()
+        .map(|(abs, c)| {
+            (
+                portable_id(&abs, base, c.ord),
+                Retrieved {
+                    path: abs,
+                    line_start: c.line_start,
+                    line_end: c.line_end,
+                },
+            )
+        })
+        .collect();
+    questions
+        .iter()
+        .map(|q| {
+            let ids = output.rankings.get(&q.id).ok_or_else(|| Error::BadConfig {
+                field: "ranker output",
+                why: format!("no ranking for question {}", q.id),
+            })?;
+            ids.iter()
+                .map(|id| {
+                    by_id.get(id).cloned().ok_or_else(|| Error::BadConfig {
+                        field: "ranker output",
+                        why: format!("unknown chunk id {id}"),
+                    })
+                })
+                .collect()
+        })
+        .collect()
 }
 
 #[cfg(test)]

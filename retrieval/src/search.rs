@@ -1,6 +1,6 @@
-//! Searching the index: BM25 over the body, heading trail and title (the last two boosted),
-//! the query parser's syntax (phrases, `+must`, `-not`, `field:term`) with a fallback to plain
-//! terms for any text it rejects, filters by path glob and file type, highlighted snippets and,
+//! Searching the index: BM25 over the body, heading trail and title (each field weighted),
+//! natural text as a bag of words, the query parser's syntax (phrases, `+must`, `-not`,
+//! `field:term`) when the text uses it, with a fallback to plain terms for any it rejects, filters by path glob and file type, highlighted snippets and,
 //! on request, tantivy's explanation of each score.
 
 use std::path::{Path, PathBuf};
@@ -20,10 +20,11 @@ use crate::index::{FileEntry, Manifest};
 use crate::ingest::DocKind;
 use crate::{Error, Result};
 
-/// Boost of a match in the heading trail, against 1 for the body.
-pub const HEADINGS_BOOST: f32 = 2.0;
-/// Boost of a match in the document title.
-pub const TITLE_BOOST: f32 = 1.5;
+/// Boost of a match in the heading trail, against 1 for the body. Below 1 because the body
+/// already holds the chunk's own heading line: the trail adds the enclosing sections' words.
+pub const HEADINGS_BOOST: f32 = 0.5;
+/// Boost of a match in the document title (repeated on every chunk of the file).
+pub const TITLE_BOOST: f32 = 0.5;
 
 /// One search.
 #[derive(Debug, Clone)]
@@ -155,6 +156,7 @@ impl Retriever {
             });
         }
         let index = Index::open_in_dir(dir).map_err(|e| Error::tantivy(dir, e))?;
+        schema::register_analyzer(&index);
         let fields = schema::fields_of(&index.schema()).ok_or_else(|| Error::BadIndex {
             path: dir.to_path_buf(),
             why: "index written by another version (schema differs); rebuild it".into(),
@@ -330,11 +332,17 @@ impl Retriever {
         if text.is_empty() {
             return Ok(None);
         }
-        let main: Box<dyn Query> = match self.parser.parse_query(text) {
-            Ok(q) => q,
-            Err(e) => {
+        let parsed = if uses_syntax(text) {
+            self.parser.parse_query(text).map_err(|e| {
                 tracing::debug!(query = text, error = %e, "query syntax rejected; using plain terms");
-                let terms = self.analyze(text)?;
+            })
+        } else {
+            Err(())
+        };
+        let main: Box<dyn Query> = match parsed {
+            Ok(q) => q,
+            Err(()) => {
+                let terms = self.common_terms_dropped(searcher, self.analyze(text)?)?;
                 if terms.is_empty() {
                     return Ok(None);
                 }
@@ -392,6 +400,24 @@ impl Retriever {
             return Ok(clauses.pop().map(|(_, q)| q));
         }
         Ok(Some(Box::new(BooleanQuery::new(clauses))))
+    }
+
+    /// Drops the query terms found in more than half of the chunks, unless every term is:
+    /// their BM25 weight is below ln 2 (against ln(N/df) for the rare terms that decide the
+    /// ranking), but each costs a pass over most of the index, and no top-k pruning can skip
+    /// them (the common-terms cutoff of Lucene and Elasticsearch).
+    fn common_terms_dropped(&self, searcher: &Searcher, terms: Vec<String>) -> Result<Vec<String>> {
+        let n = searcher.num_docs();
+        let mut kept = Vec::with_capacity(terms.len());
+        for t in &terms {
+            let df = searcher
+                .doc_freq(&Term::from_field_text(self.fields.body, t))
+                .map_err(|e| Error::tantivy(&self.dir, e))?;
+            if df * 2 <= n {
+                kept.push(t.clone());
+            }
+        }
+        Ok(if kept.is_empty() { terms } else { kept })
     }
 
     /// Display paths in the index matching any of the globs (read from the term dictionary of
@@ -467,6 +493,24 @@ impl Retriever {
             tokens: num(f.tokens),
         })
     }
+}
+
+/// Whether the text asks for query syntax: a quoted phrase, a `+must` or `-not` word, or a
+/// `field:` prefix. Anything else (questions, ticket text, log lines) is a bag of words: the
+/// parser would turn `pg-main-01` into a phrase, `- what` into an exclusion and `AND` into an
+/// operator, which costs recall on natural text.
+fn uses_syntax(text: &str) -> bool {
+    if text.contains('"') {
+        return true;
+    }
+    text.split_whitespace().any(|w| {
+        let op = (w.starts_with('+') || w.starts_with('-'))
+            && w[1..].chars().next().is_some_and(char::is_alphanumeric);
+        let field = ["body:", "headings:", "title:"]
+            .iter()
+            .any(|f| w.starts_with(f) && w.len() > f.len());
+        op || field
+    })
 }
 
 fn explain(query: &dyn Query, searcher: &Searcher, addr: DocAddress) -> tantivy::Result<String> {

@@ -32,6 +32,8 @@ pub struct BenchCmd {
 enum BenchSub {
     /// Mask time, fast-forward and decode slowdown of constrained generation.
     Constraint(ConstraintBenchArgs),
+    /// Retrieval: indexing MB/s on a generated corpus, query latency on a million chunks.
+    Retrieval(super::bench_retrieval::RetrievalBenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -62,6 +64,7 @@ pub struct ConstraintBenchArgs {
 pub fn run(c: BenchCmd) -> Result<()> {
     match c.command {
         Some(BenchSub::Constraint(a)) => constraint(a),
+        Some(BenchSub::Retrieval(a)) => super::bench_retrieval::run(a),
         None => super::bench_model::run(c.model),
     }
 }

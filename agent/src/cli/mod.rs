@@ -2,12 +2,16 @@
 
 mod bench;
 mod bench_model;
+mod bench_retrieval;
 mod chat;
 mod common;
 mod constraint;
 mod constraint_args;
+mod eval;
 mod generate;
+mod index;
 mod logits;
+mod search;
 mod synth;
 
 use clap::{Parser, Subcommand};
@@ -33,8 +37,15 @@ enum Command {
     Logits(logits::LogitsArgs),
     /// Constraint tools (`constraint check`).
     Constraint(constraint::ConstraintCmd),
-    /// Benchmarks: `bench --model M` (prefill, decode, TTFT, peak RSS), `bench constraint`.
+    /// Benchmarks: `bench --model M` (prefill, decode, TTFT, peak RSS), `bench constraint`,
+    /// `bench retrieval`.
     Bench(bench::BenchCmd),
+    /// Build or update the retrieval index over folders of docs (incremental).
+    Index(index::IndexArgs),
+    /// Search the retrieval index (BM25), with snippets, filters and packed citations.
+    Search(search::SearchArgs),
+    /// Evaluations: `eval retrieval` (recall@k and MRR on labelled questions).
+    Eval(eval::EvalCmd),
 }
 
 /// Runs the parsed command.
@@ -46,5 +57,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Logits(a) => logits::run(a),
         Command::Constraint(a) => constraint::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Index(a) => index::run(a),
+        Command::Search(a) => search::run(a),
+        Command::Eval(a) => eval::run(a),
     }
 }

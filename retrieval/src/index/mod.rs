@@ -109,7 +109,6 @@ impl std::fmt::Display for IndexSummary {
 /// ([`crate::Retriever`]) may be open meanwhile and see the update once it is committed.
 pub struct Indexer {
     dir: PathBuf,
-    index: Index,
     writer: IndexWriter,
     fields: Fields,
     manifest: Manifest,
@@ -168,6 +167,7 @@ impl Indexer {
             }
             Index::create_in_dir(dir, schema).map_err(|e| Error::tantivy(dir, e))?
         };
+        schema::register_analyzer(&index);
         let threads = opts.writer_threads.max(1);
         let writer = index
             .writer_with_num_threads(threads, threads * 64_000_000)
@@ -195,7 +195,6 @@ impl Indexer {
         let rechunk_all = manifest.chunking != opts.chunking || manifest.counter != counter.name();
         Ok(Indexer {
             dir: dir.to_path_buf(),
-            index,
             writer,
             fields,
             manifest,
@@ -406,9 +405,13 @@ impl Indexer {
         Ok(())
     }
 
-    /// The tantivy index (for a reader in the same process).
-    pub fn index(&self) -> &Index {
-        &self.index
+    /// Waits for tantivy's background segment merges and closes the writer: a static index
+    /// then searches over fewer segments.
+    pub fn finish(self) -> Result<()> {
+        let dir = self.dir.clone();
+        self.writer
+            .wait_merging_threads()
+            .map_err(|e| Error::tantivy(&dir, e))
     }
 }
 

@@ -6,11 +6,28 @@ use tantivy::schema::{
 
 /// Bumped whenever the schema or the chunk layout changes; an index of another version is
 /// refused with a message to rebuild it.
-pub(crate) const SCHEMA_VERSION: u32 = 1;
+pub(crate) const SCHEMA_VERSION: u32 = 2;
 
-/// The analyzer of the text fields: tantivy's `en_stem` (split on non-alphanumerics, drop
-/// tokens over 40 bytes, lowercase, Snowball English stemmer).
-pub(crate) const ANALYZER: &str = "en_stem";
+/// The analyzer of the text fields: split on non-alphanumerics, drop tokens over 40 bytes,
+/// lowercase, drop Lucene's 33 English stop words, Snowball English stemmer. Registered on
+/// every opened index by [`register_analyzer`] (tantivy does not store analyzers).
+pub(crate) const ANALYZER: &str = "lfm_en";
+
+pub(crate) fn register_analyzer(index: &tantivy::Index) {
+    use tantivy::tokenizer::{
+        Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, StopWordFilter,
+        TextAnalyzer,
+    };
+    let stop = StopWordFilter::new(Language::English)
+        .unwrap_or_else(|| StopWordFilter::remove(Vec::<String>::new()));
+    let analyzer = TextAnalyzer::builder(SimpleTokenizer::default())
+        .filter(RemoveLongFilter::limit(40))
+        .filter(LowerCaser)
+        .filter(stop)
+        .filter(Stemmer::new(Language::English))
+        .build();
+    index.tokenizers().register(ANALYZER, analyzer);
+}
 
 /// Fields of a chunk document.
 #[derive(Debug, Clone, Copy)]

@@ -177,6 +177,16 @@ fn search_filters_phrases_fallback_snippets_and_threads() {
         assert!(!hits.is_empty(), "{q}");
     }
     assert!(r.search(&SearchRequest::new("  ", 5)).unwrap().is_empty());
+    // Natural text is a bag of words: a spaced dash is no exclusion, a dotted or hyphenated
+    // word is no phrase, AND is just a word.
+    let hits = r
+        .search(&SearchRequest::new("tunnel - mtu AND drops-1380", 5))
+        .unwrap();
+    assert!(hits[0].chunk.text.contains("MTU"), "{hits:#?}");
+    // Explicit syntax is honoured: -mtu excludes the VPN chunk.
+    let hits = r.search(&SearchRequest::new("tunnel -mtu", 5)).unwrap();
+    assert_eq!(hits.len(), 1);
+    assert!(hits[0].chunk.path.ends_with("dns.md"));
     assert!(r
         .search(&SearchRequest::new("!!! ???", 5))
         .unwrap()

@@ -62,10 +62,6 @@ pub(crate) fn csv(src: &str) -> ParsedDoc {
             Err(_) => return text::lines(src),
         }
     }
-    let line_of_end = |end: usize| -> u32 {
-        let upto = &src[..end.min(src.len())];
-        upto.bytes().filter(|&b| b == b'\n').count() as u32 + 1
-    };
     let mut doc = ParsedDoc::default();
     for (k, &(start, line)) in starts.iter().enumerate() {
         let end = starts.get(k + 1).map_or(src.len(), |s| s.0);
@@ -84,7 +80,8 @@ pub(crate) fn csv(src: &str) -> ParsedDoc {
             kind: BlockKind::Line,
             text: raw.to_string(),
             line_start: line,
-            line_end: line_of_end(start + raw.len()).max(line),
+            // A quoted field may hold line breaks.
+            line_end: line + raw.bytes().filter(|&b| b == b'\n').count() as u32,
         });
     }
     // The header's own line is part of the file too: keep line numbers honest for a file

@@ -42,7 +42,7 @@ impl ChunkConfig {
                 why: format!("{} is too small (at least 16)", self.max_tokens),
             });
         }
-        if self.overlap_tokens * 2 > self.max_tokens {
+        if self.overlap_tokens > self.max_tokens / 2 {
             return Err(Error::BadConfig {
                 field: "chunk overlap_tokens",
                 why: format!(
@@ -300,10 +300,26 @@ fn split_line(line: &str, budget: usize, counter: &dyn TokenCounter) -> Vec<Stri
     let mut parts = Vec::new();
     let mut rest = line;
     while !rest.is_empty() {
-        // Grow a prefix by doubling, then bisect on char boundaries.
+        // Grow a prefix by doubling until it no longer fits, then bisect on char boundaries:
+        // the work per piece is proportional to the piece, not to the rest of the line.
         let mut lo = 0usize; // fits
-        let mut hi = rest.len();
-        if counter.count(rest) <= budget {
+        let mut hi = floor_char(rest, (budget.max(1) * 8).min(rest.len()));
+        loop {
+            if counter.count(&rest[..hi]) > budget {
+                break;
+            }
+            lo = hi;
+            if hi == rest.len() {
+                break;
+            }
+            hi = floor_char(rest, (hi * 2).min(rest.len()))
+                .max(hi + 1)
+                .min(rest.len());
+            while !rest.is_char_boundary(hi) {
+                hi += 1;
+            }
+        }
+        if lo == rest.len() {
             parts.push(rest.to_string());
             break;
         }
@@ -319,9 +335,13 @@ fn split_line(line: &str, budget: usize, counter: &dyn TokenCounter) -> Vec<Stri
             }
         }
         let mut cut = lo.max(rest.chars().next().map_or(1, char::len_utf8));
-        if let Some(ws) = rest[..cut].rfind(char::is_whitespace) {
+        if let Some((ws, ch)) = rest[..cut]
+            .char_indices()
+            .rev()
+            .find(|(_, c)| c.is_whitespace())
+        {
             if ws > cut / 2 {
-                cut = ws + 1;
+                cut = ws + ch.len_utf8();
             }
         }
         parts.push(rest[..cut].to_string());

@@ -199,11 +199,16 @@ fn merge_into(p: &mut Citation, start: u32, end: u32, text: &str, id: &str, trai
     if !first_is_p {
         p.trail = trail.to_vec();
     }
-    // The chunk inside the passage already: nothing to add.
-    p.text = if first.contains(second.as_str()) {
+    let overlaps = start <= p.line_end && p.line_start <= end;
+    let inside = p.line_start <= start && end <= p.line_end;
+    // Shared lines are dropped only where the spans really overlap; chunks that only touch
+    // are joined whole (the same text on both sides of a boundary is two lines).
+    p.text = if inside && first.contains(second.as_str()) {
         first
-    } else {
+    } else if overlaps {
         join_overlapping(&first, &second)
+    } else {
+        format!("{first}\n\n{second}")
     };
     p.line_start = p.line_start.min(start);
     p.line_end = p.line_end.max(end);

@@ -213,8 +213,10 @@ impl Retriever {
         if req.k == 0 {
             return Ok(Vec::new());
         }
+        // Never ask tantivy for more slots than there are chunks (it preallocates them).
+        let k = req.k.min(searcher.num_docs().max(1) as usize);
         let top = searcher
-            .search(&query, &TopDocs::with_limit(req.k).order_by_score())
+            .search(&query, &TopDocs::with_limit(k).order_by_score())
             .map_err(|e| Error::tantivy(&self.dir, e))?;
         let snippets = if req.snippets {
             let mut g = SnippetGenerator::create(&searcher, &*query, self.fields.body)
@@ -383,7 +385,17 @@ impl Retriever {
         if !req.path_globs.is_empty() {
             let paths = self.paths_matching(searcher, &req.path_globs)?;
             if paths.is_empty() {
-                return Ok(None);
+                let example = self.paths_matching(searcher, &["**".to_string()])?;
+                return Err(Error::BadGlob {
+                    glob: req.path_globs.join(" "),
+                    why: match example.first() {
+                        Some(p) => format!(
+                            "matches none of the {} indexed files (paths look like `{p}`)",
+                            example.len()
+                        ),
+                        None => "the index holds no files".to_string(),
+                    },
+                });
             }
             let terms = paths
                 .iter()
@@ -409,15 +421,19 @@ impl Retriever {
     fn common_terms_dropped(&self, searcher: &Searcher, terms: Vec<String>) -> Result<Vec<String>> {
         let n = searcher.num_docs();
         let mut kept = Vec::with_capacity(terms.len());
+        let mut kept_found = false;
         for t in &terms {
             let df = searcher
                 .doc_freq(&Term::from_field_text(self.fields.body, t))
                 .map_err(|e| Error::tantivy(&self.dir, e))?;
-            if df * 2 <= n {
+            if df.saturating_mul(2) <= n {
+                kept_found |= df > 0;
                 kept.push(t.clone());
             }
         }
-        Ok(if kept.is_empty() { terms } else { kept })
+        // Only when some kept term occurs at all: a typo must not leave a query that matches
+        // nothing in place of the real (common) words.
+        Ok(if kept_found { kept } else { terms })
     }
 
     /// Display paths in the index matching any of the globs (read from the term dictionary of
@@ -426,7 +442,7 @@ impl Retriever {
         let mut b = globset::GlobSetBuilder::new();
         for g in globs {
             let glob = globset::GlobBuilder::new(g)
-                .literal_separator(false)
+                .literal_separator(true)
                 .build()
                 .map_err(|e| Error::BadGlob {
                     glob: g.clone(),
@@ -495,21 +511,18 @@ impl Retriever {
     }
 }
 
-/// Whether the text asks for query syntax: a quoted phrase, a `+must` or `-not` word, or a
-/// `field:` prefix. Anything else (questions, ticket text, log lines) is a bag of words: the
-/// parser would turn `pg-main-01` into a phrase, `- what` into an exclusion and `AND` into an
-/// operator, which costs recall on natural text.
+/// Whether the text asks for query syntax: a quoted phrase or a `field:` prefix (then
+/// `+must` and `-not` work too). Anything else (questions, ticket text, log lines, pasted
+/// commands) is a bag of words: the parser would turn `pg-main-01` into a phrase, `- what` or
+/// `kubectl get pods -n x` into an exclusion and `AND` into an operator.
 fn uses_syntax(text: &str) -> bool {
     if text.contains('"') {
         return true;
     }
     text.split_whitespace().any(|w| {
-        let op = (w.starts_with('+') || w.starts_with('-'))
-            && w[1..].chars().next().is_some_and(char::is_alphanumeric);
-        let field = ["body:", "headings:", "title:"]
+        ["body:", "headings:", "title:"]
             .iter()
-            .any(|f| w.starts_with(f) && w.len() > f.len());
-        op || field
+            .any(|f| w.starts_with(f) && w.len() > f.len())
     })
 }
 

@@ -45,6 +45,9 @@ pub struct RetrievalBenchArgs {
 }
 
 pub fn run(a: RetrievalBenchArgs) -> Result<()> {
+    if a.queries == 0 || a.chunks == 0 || a.corpus_mb == 0 {
+        anyhow::bail!("--queries, --chunks and --corpus-mb must be at least 1");
+    }
     std::fs::create_dir_all(&a.dir).with_context(|| format!("--dir {}", a.dir.display()))?;
     let vocab = Vocab::new(60_000, 1);
     let mut report = serde_json::Map::new();

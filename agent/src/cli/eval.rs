@@ -68,7 +68,7 @@ fn retrieval(a: RetrievalEvalArgs) -> Result<()> {
     }
     let tmp = tempfile::tempdir().context("creating a temporary index folder")?;
     let index_dir = tmp.path().join("index");
-    let mut indexer = Indexer::open(&index_dir, a.chunking.options(), a.chunking.counter()?)?;
+    let mut indexer = Indexer::open(&index_dir, a.chunking.options()?, a.chunking.counter()?)?;
     let summary = indexer
         .update(std::slice::from_ref(&a.docs), &|_| {})
         .with_context(|| format!("--docs {}", a.docs.display()))?;
@@ -125,7 +125,7 @@ fn retrieval(a: RetrievalEvalArgs) -> Result<()> {
         "retrieval eval: {} questions, {} over {} files, {} chunks (max {} tokens, overlap {}, counter {}), fingerprint {}",
         m_ours.questions,
         a.docs.display(),
-        summary.files - summary.skipped.len(),
+        summary.files.saturating_sub(summary.skipped.len()),
         summary.chunks_total,
         a.chunking.chunk_tokens,
         a.chunking.overlap_tokens,

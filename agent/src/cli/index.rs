@@ -42,14 +42,24 @@ pub struct ChunkArgs {
 }
 
 impl ChunkArgs {
-    pub fn options(&self) -> IndexOptions {
-        IndexOptions {
+    pub fn options(&self) -> Result<IndexOptions> {
+        if self.chunk_tokens < 16 {
+            anyhow::bail!("--chunk-tokens {}: at least 16", self.chunk_tokens);
+        }
+        if self.overlap_tokens > self.chunk_tokens / 2 {
+            anyhow::bail!(
+                "--overlap-tokens {}: at most half of --chunk-tokens ({})",
+                self.overlap_tokens,
+                self.chunk_tokens
+            );
+        }
+        Ok(IndexOptions {
             chunking: ChunkConfig {
                 max_tokens: self.chunk_tokens,
                 overlap_tokens: self.overlap_tokens,
             },
             ..IndexOptions::default()
-        }
+        })
     }
 
     pub fn counter(&self) -> Result<Arc<dyn TokenCounter>> {
@@ -97,7 +107,7 @@ impl TokenCounter for ModelCounter {
 
 pub fn run(a: IndexArgs) -> Result<()> {
     let counter = a.chunking.counter()?;
-    let mut indexer = Indexer::open(&a.index, a.chunking.options(), counter)
+    let mut indexer = Indexer::open(&a.index, a.chunking.options()?, counter)
         .with_context(|| format!("--index {}", a.index.display()))?;
     let bar =
         indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());

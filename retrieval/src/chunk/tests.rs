@@ -108,6 +108,19 @@ fn oversized_code_block_and_line_are_split_within_budget() {
 }
 
 #[test]
+fn a_huge_single_line_is_cut_in_linear_time_without_losing_text() {
+    // 2 MB on one line (minified JSON, say), with multibyte whitespace in it.
+    let line = "abc\u{3000}defgh ".repeat(200_000);
+    let doc = parse(Some(DocKind::Text), line.as_bytes()).unwrap().1;
+    let t = std::time::Instant::now();
+    let chunks = chunk(&doc, &ChunkConfig::default(), &EstimateCounter);
+    assert!(t.elapsed().as_secs() < 20, "{:?}", t.elapsed());
+    let joined: String = chunks.iter().map(|c| c.text.as_str()).collect();
+    assert_eq!(joined.matches("defgh").count(), 200_000);
+    assert!(chunks.iter().all(|c| c.tokens <= 400));
+}
+
+#[test]
 fn logs_are_windows_of_lines_with_overlap() {
     let mut src = String::new();
     for i in 1..=100 {

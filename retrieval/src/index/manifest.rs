@@ -37,6 +37,15 @@ pub(crate) struct FileEntry {
     pub bytes: u64,
     pub kind: DocKind,
     pub chunks: u32,
+    /// The chunking and counter the chunks were made with ([`chunker_id`]); a file made
+    /// with other settings is re-chunked even when its content is unchanged.
+    #[serde(default)]
+    pub chunker: String,
+}
+
+/// Identifies the chunking settings and token counter.
+pub(crate) fn chunker_id(cfg: &ChunkConfig, counter: &str) -> String {
+    format!("{}/{}/{}", cfg.max_tokens, cfg.overlap_tokens, counter)
 }
 
 impl Manifest {

@@ -14,7 +14,7 @@ use rayon::prelude::*;
 use tantivy::schema::Term;
 use tantivy::{Index, IndexWriter, TantivyDocument};
 
-pub(crate) use manifest::{FileEntry, Manifest};
+pub(crate) use manifest::{chunker_id, FileEntry, Manifest};
 use schema::Fields;
 
 use crate::chunk::{chunk, Chunk, ChunkConfig};
@@ -114,8 +114,8 @@ pub struct Indexer {
     manifest: Manifest,
     counter: Arc<dyn TokenCounter>,
     opts: IndexOptions,
-    /// True when the chunking or counter differs from the manifest's: every file is redone.
-    rechunk_all: bool,
+    /// [`chunker_id`] of this indexer's settings.
+    chunker: String,
 }
 
 struct Candidate {
@@ -192,7 +192,7 @@ impl Indexer {
             Some(m) => m,
             None => fresh,
         };
-        let rechunk_all = manifest.chunking != opts.chunking || manifest.counter != counter.name();
+        let chunker = chunker_id(&opts.chunking, &counter.name());
         Ok(Indexer {
             dir: dir.to_path_buf(),
             writer,
@@ -200,7 +200,7 @@ impl Indexer {
             manifest,
             counter,
             opts,
-            rechunk_all,
+            chunker,
         })
     }
 
@@ -235,7 +235,15 @@ impl Indexer {
                 summary.bytes_read += bytes;
                 let known = manifest.files.contains_key(&c.display);
                 match outcome {
-                    Outcome::Unchanged => summary.unchanged += 1,
+                    Outcome::Unchanged => {
+                        summary.unchanged += 1;
+                        // The file may now be reached from another root (a folder instead of
+                        // the file itself): record where it was found this time.
+                        if let Some(e) = manifest.files.get_mut(&c.display) {
+                            e.root = c.root.clone();
+                            e.abs = c.abs.clone();
+                        }
+                    }
                     Outcome::Skipped(reason) => {
                         if known {
                             self.delete_path(&c.display);
@@ -272,6 +280,7 @@ impl Indexer {
                                 bytes,
                                 kind,
                                 chunks: chunks.len() as u32,
+                                chunker: self.chunker.clone(),
                             },
                         );
                     }
@@ -299,7 +308,6 @@ impl Indexer {
         self.commit()?;
         manifest.save(&self.dir)?;
         self.manifest = manifest;
-        self.rechunk_all = false;
         summary.chunks_total = self
             .manifest
             .files
@@ -346,12 +354,11 @@ impl Indexer {
         };
         let n = bytes.len() as u64;
         let hash = blake3::hash(&bytes).to_hex().to_string();
-        if !self.rechunk_all
-            && self
-                .manifest
-                .files
-                .get(&c.display)
-                .is_some_and(|e| e.hash == hash)
+        if self
+            .manifest
+            .files
+            .get(&c.display)
+            .is_some_and(|e| e.hash == hash && e.chunker == self.chunker)
         {
             return (Outcome::Unchanged, n);
         }
@@ -458,6 +465,7 @@ fn walk(
         return Ok(name);
     }
     let walker = walkdir::WalkDir::new(&abs_root)
+        .follow_links(true)
         .sort_by_file_name()
         .into_iter()
         .filter_entry(|e| {

@@ -95,6 +95,38 @@ fn a_changed_chunk_size_rechunks_everything() {
 }
 
 #[test]
+fn a_file_first_indexed_as_its_own_root_is_removed_once_deleted_from_its_folder() {
+    let (_tmp, docs, index) = docs();
+    let file = docs.join("disk.txt");
+    update(&index, &[&file]);
+    update(&index, &[&docs]);
+    std::fs::remove_file(&file).unwrap();
+    let s = update(&index, &[&docs]);
+    assert_eq!(s.removed, 1);
+    let r = Retriever::open(&index).unwrap();
+    assert!(r
+        .search(&SearchRequest::new("journal", 5))
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn a_file_chunked_with_other_settings_is_rechunked_even_from_another_root_run() {
+    let (tmp, docs, index) = docs();
+    let logs = tmp.path().join("logs");
+    write(&logs, "a.log", b"2026-12-01 ERROR x\n");
+    update(&index, &[&docs]);
+    let mut o = opts();
+    o.chunking.max_tokens = 200;
+    let mut ix = Indexer::open(&index, o.clone(), Arc::new(EstimateCounter)).unwrap();
+    ix.update(&[logs], &|_| {}).unwrap();
+    drop(ix);
+    let mut ix = Indexer::open(&index, o, Arc::new(EstimateCounter)).unwrap();
+    let s = ix.update(&[docs], &|_| {}).unwrap();
+    assert_eq!((s.changed, s.unchanged), (3, 0));
+}
+
+#[test]
 fn roots_not_given_are_left_alone() {
     let (tmp, docs, index) = docs();
     let other = tmp.path().join("other");
@@ -183,12 +215,32 @@ fn search_filters_phrases_fallback_snippets_and_threads() {
         .search(&SearchRequest::new("tunnel - mtu AND drops-1380", 5))
         .unwrap();
     assert!(hits[0].chunk.text.contains("MTU"), "{hits:#?}");
-    // Explicit syntax is honoured: -mtu excludes the VPN chunk.
-    let hits = r.search(&SearchRequest::new("tunnel -mtu", 5)).unwrap();
+    // Explicit syntax (switched on by a quote or a field prefix) is honoured: -mtu excludes
+    // the VPN chunk.
+    let hits = r
+        .search(&SearchRequest::new("body:tunnel -mtu", 5))
+        .unwrap();
     assert_eq!(hits.len(), 1);
     assert!(hits[0].chunk.path.ends_with("dns.md"));
     assert!(r
         .search(&SearchRequest::new("!!! ???", 5))
+        .unwrap()
+        .is_empty());
+
+    // A pasted command's flag is no exclusion, a huge k is no allocation, a typo beside a
+    // common word still finds the common word.
+    assert!(!r
+        .search(&SearchRequest::new("ssh -v tunnel", 5))
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        r.search(&SearchRequest::new("tunnel", usize::MAX))
+            .unwrap()
+            .len(),
+        2
+    );
+    assert!(!r
+        .search(&SearchRequest::new("tunnel tunnelz", 5))
         .unwrap()
         .is_empty());
 
@@ -202,6 +254,13 @@ fn search_filters_phrases_fallback_snippets_and_threads() {
     assert!(hits[0].chunk.path.ends_with("net/dns.md"));
     req.kinds = vec![DocKind::Log];
     assert!(r.search(&req).unwrap().is_empty());
+    req.kinds.clear();
+    req.path_globs = vec!["nothing/**".into()];
+    let err = r.search(&req).unwrap_err().to_string();
+    assert!(
+        err.contains("matches none of the") && err.contains("paths look like"),
+        "{err}"
+    );
     req.path_globs = vec!["[".into()];
     assert!(r
         .search(&req)

@@ -13,6 +13,7 @@ pub(crate) fn parse(src: &str) -> ParsedDoc {
         kind: BlockKind::Para,
         pre: 0,
         in_title: false,
+        seen_title: false,
         title: String::new(),
     };
     let bytes = src.as_bytes();
@@ -79,6 +80,7 @@ struct Parser {
     kind: BlockKind,
     pre: usize,
     in_title: bool,
+    seen_title: bool,
     title: String,
 }
 
@@ -106,8 +108,11 @@ impl Parser {
     fn tag(&mut self, tag: &Tag, line: u32) {
         let name = tag.name.as_str();
         match name {
+            // Only the document's first <title> (an <svg> carries titles of its own), and
+            // an unclosed one ends at the next block tag.
             "title" => {
-                self.in_title = !tag.closing;
+                self.in_title = !tag.closing && self.title.is_empty() && !self.seen_title;
+                self.seen_title = true;
                 return;
             }
             "br" => {
@@ -115,6 +120,9 @@ impl Parser {
                 return;
             }
             _ => {}
+        }
+        if self.in_title && (is_block(name) || name == "body") {
+            self.in_title = false;
         }
         let heading =
             name.len() == 2 && name.starts_with('h') && (b'1'..=b'6').contains(&name.as_bytes()[1]);
@@ -259,13 +267,22 @@ fn find_ci(src: &str, from: usize, pat: &str) -> Option<usize> {
     hay.find(pat).map(|k| from + k)
 }
 
+fn floor_boundary(s: &str, max: usize) -> usize {
+    let mut i = max.min(s.len());
+    while !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
 fn count_newlines(s: &str) -> u32 {
     s.bytes().filter(|&b| b == b'\n').count() as u32
 }
 
 /// Decodes `&name;`, `&#NNN;` or `&#xHH;` at the start of `s`: (char, bytes used).
 fn entity(s: &str) -> Option<(char, usize)> {
-    let end = s[..s.len().min(12)].find(';')?;
+    let window = &s[..floor_boundary(s, 12)];
+    let end = window.find(';')?;
     let body = &s[1..end];
     let ch = if let Some(num) = body.strip_prefix('#') {
         let code = match num.strip_prefix(['x', 'X']) {

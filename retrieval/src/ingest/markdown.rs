@@ -97,7 +97,14 @@ fn atx_heading(line: &str) -> Option<(u8, &str)> {
     if !after.is_empty() && !after.starts_with([' ', '\t']) {
         return None;
     }
-    let title = after.trim().trim_end_matches('#').trim_end();
+    // A closing run of `#` counts only after a space (`## Using C#` keeps its `#`).
+    let title = after.trim();
+    let stripped = title.trim_end_matches('#');
+    let title = if stripped.is_empty() || stripped.ends_with([' ', '\t']) {
+        stripped.trim_end()
+    } else {
+        title
+    };
     Some((hashes as u8, title))
 }
 

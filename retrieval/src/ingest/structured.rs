@@ -68,7 +68,15 @@ pub(crate) fn csv(src: &str) -> ParsedDoc {
         let Some(raw) = src.get(start..end) else {
             return text::lines(src);
         };
-        let raw = raw.trim_end_matches(['\r', '\n']);
+        // The reader's position can sit on the line break that ended the previous record
+        // (CRLF files, blank lines): skip it, and count the lines skipped.
+        let trimmed = raw.trim_start_matches(['\r', '\n']);
+        let line = line
+            + raw[..raw.len() - trimmed.len()]
+                .bytes()
+                .filter(|&b| b == b'\n')
+                .count() as u32;
+        let raw = trimmed.trim_end_matches(['\r', '\n']);
         if raw.trim().is_empty() {
             continue;
         }

@@ -31,6 +31,42 @@ fn markdown_headings_fences_and_paragraphs_keep_line_spans() {
 }
 
 #[test]
+fn markdown_closing_hashes_need_a_space() {
+    let doc = parse(Some(DocKind::Markdown), b"## Using C#\n\n### Done ###\n")
+        .unwrap()
+        .1;
+    assert_eq!(doc.blocks[0].text, "Using C#");
+    assert_eq!(doc.blocks[1].text, "Done");
+}
+
+#[test]
+fn csv_with_crlf_and_blank_lines_keeps_exact_spans() {
+    let doc = parse(Some(DocKind::Csv), b"h1,h2\r\na,b\r\n\r\nc,d\r\n")
+        .unwrap()
+        .1;
+    assert_eq!(doc.preamble.as_deref(), Some("h1,h2"));
+    assert_eq!(
+        kinds_texts(&doc),
+        vec![
+            (BlockKind::Line, "a,b", 2, 2),
+            (BlockKind::Line, "c,d", 4, 4)
+        ]
+    );
+}
+
+#[test]
+fn html_takes_the_first_title_and_multibyte_after_ampersand_is_text() {
+    let src =
+        "<title>VPN guide</title><body><svg><title>Copy</title></svg><p>caf&é &amp; 中文&#233;</p>";
+    let doc = parse(Some(DocKind::Html), src.as_bytes()).unwrap().1;
+    assert_eq!(doc.title.as_deref(), Some("VPN guide"));
+    assert!(
+        doc.blocks.iter().any(|b| b.text.contains("caf&é & 中文é")),
+        "{doc:?}"
+    );
+}
+
+#[test]
 fn markdown_unclosed_fence_runs_to_the_end_and_hash_words_are_not_headings() {
     let src = "#hashtag is text\n\n~~~\ncode\n";
     let doc = parse(Some(DocKind::Markdown), src.as_bytes()).unwrap().1;

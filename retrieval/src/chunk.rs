@@ -105,13 +105,14 @@ pub fn chunk(doc: &ParsedDoc, cfg: &ChunkConfig, counter: &dyn TokenCounter) -> 
     let mut cur: Vec<usize> = Vec::new();
     let mut cur_tokens = 0usize;
     let mut cur_trail: Vec<String> = Vec::new();
+    // True while `cur` holds headings only (or nothing).
+    let mut only_headings = true;
     for (i, s) in sized.iter().enumerate() {
         if let BlockKind::Heading(level) = s.block.kind {
-            let only_headings = cur
-                .iter()
-                .all(|&j| matches!(sized[j].block.kind, BlockKind::Heading(_)));
-            if !only_headings {
-                out.push(&sized, &cur, &cur_trail, cur_tokens);
+            let full = cur_tokens + 1 + s.tokens > budget;
+            if !cur.is_empty() && (!only_headings || full) {
+                // A run of headings longer than a chunk is kept, cut at the budget.
+                out.push(&sized, &cur, &cur_trail, cur_tokens, only_headings);
                 cur.clear();
                 cur_tokens = 0;
             }
@@ -124,7 +125,10 @@ pub fn chunk(doc: &ParsedDoc, cfg: &ChunkConfig, counter: &dyn TokenCounter) -> 
                 cur_trail = trail.iter().map(|(_, t)| t.clone()).collect();
             }
         } else if !cur.is_empty() && cur_tokens + 1 + s.tokens > budget {
-            out.push(&sized, &cur, &cur_trail, cur_tokens);
+            // Headings that do not fit beside the block after them are dropped: the deepest
+            // chain lives on in the next chunk's trail (a heading directly followed by
+            // a sibling heading, an empty section, is lost).
+            out.push(&sized, &cur, &cur_trail, cur_tokens, false);
             // Carry the last blocks, up to the overlap, but never the whole chunk (progress)
             // and never a lone heading.
             let mut carry = Vec::new();
@@ -150,14 +154,17 @@ pub fn chunk(doc: &ParsedDoc, cfg: &ChunkConfig, counter: &dyn TokenCounter) -> 
             }
             cur = carry;
             cur_tokens = carried;
+            only_headings = cur.is_empty();
         }
         if cur.is_empty() {
             cur_trail = trail.iter().map(|(_, t)| t.clone()).collect();
+            only_headings = true;
         }
+        only_headings &= matches!(s.block.kind, BlockKind::Heading(_));
         cur_tokens += s.tokens + usize::from(!cur.is_empty());
         cur.push(i);
     }
-    out.push(&sized, &cur, &cur_trail, cur_tokens);
+    out.push(&sized, &cur, &cur_trail, cur_tokens, false);
     out.chunks
 }
 
@@ -167,14 +174,24 @@ struct Chunks<'p> {
 }
 
 impl Chunks<'_> {
-    fn push(&mut self, sized: &[Sized], idx: &[usize], trail: &[String], tokens: usize) {
+    /// Emits the chunk of blocks `idx`. A chunk of headings only is dropped (a document that
+    /// ends on a title, headings that did not fit beside their section) unless `keep`, or
+    /// unless the document has nothing else.
+    fn push(
+        &mut self,
+        sized: &[Sized],
+        idx: &[usize],
+        trail: &[String],
+        tokens: usize,
+        keep: bool,
+    ) {
         let Some((&first, &last)) = idx.first().zip(idx.last()) else {
             return;
         };
-        // A chunk of headings only (a document that ends on a title) adds nothing to search.
-        if idx
-            .iter()
-            .all(|&j| matches!(sized[j].block.kind, BlockKind::Heading(_)))
+        if !keep
+            && idx
+                .iter()
+                .all(|&j| matches!(sized[j].block.kind, BlockKind::Heading(_)))
             && idx.len() < sized.len()
         {
             return;

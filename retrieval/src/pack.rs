@@ -155,11 +155,44 @@ pub fn pack(hits: &[Hit], budget: usize, counter: &dyn TokenCounter) -> Packed {
                 &c.trail,
             );
             merged.score = merged.score.max(hit.score);
+            // The merged passage may now reach another passage of the file: absorb it.
+            let mut absorbed = Vec::new();
+            loop {
+                let next = out.citations.iter().enumerate().position(|(j, q)| {
+                    j != i
+                        && !absorbed.contains(&j)
+                        && q.path == merged.path
+                        && q.line_start <= merged.line_end.saturating_add(1)
+                        && merged.line_start <= q.line_end.saturating_add(1)
+                });
+                let Some(j) = next else { break };
+                let q = &out.citations[j];
+                merge_into(&mut merged, q.line_start, q.line_end, &q.text, "", &q.trail);
+                merged.chunk_ids.retain(|id| !id.is_empty());
+                for id in &q.chunk_ids {
+                    if !merged.chunk_ids.contains(id) {
+                        merged.chunk_ids.push(id.clone());
+                    }
+                }
+                sort_ids(&mut merged.chunk_ids);
+                merged.score = merged.score.max(q.score);
+                absorbed.push(j);
+            }
             merged.tokens = counter.count(&merged.render());
-            let total = out.tokens - out.citations[i].tokens + merged.tokens;
+            let mut candidate = out.citations.clone();
+            candidate[i] = merged;
+            let mut k = 0;
+            candidate.retain(|_| {
+                k += 1;
+                !absorbed.contains(&(k - 1))
+            });
+            let total = total_tokens(&candidate);
             if total <= budget {
                 out.tokens = total;
-                out.citations[i] = merged;
+                out.citations = candidate;
+                for (k, c) in out.citations.iter_mut().enumerate() {
+                    c.n = k + 1;
+                }
             } else {
                 out.dropped += 1;
             }
@@ -188,6 +221,11 @@ pub fn pack(hits: &[Hit], budget: usize, counter: &dyn TokenCounter) -> Packed {
     out
 }
 
+/// Tokens of the packed text: each passage and a blank line between passages.
+fn total_tokens(citations: &[Citation]) -> usize {
+    citations.iter().map(|c| c.tokens).sum::<usize>() + citations.len().saturating_sub(1)
+}
+
 /// Joins a chunk's text to a passage of the same file, in line order, keeping the lines they
 /// share once (chunk overlap repeats whole trailing lines of the previous chunk).
 fn merge_into(p: &mut Citation, start: u32, end: u32, text: &str, id: &str, trail: &[String]) {
@@ -212,9 +250,13 @@ fn merge_into(p: &mut Citation, start: u32, end: u32, text: &str, id: &str, trai
     };
     p.line_start = p.line_start.min(start);
     p.line_end = p.line_end.max(end);
-    // Keep ids in file order (by ord, the number after '#').
     p.chunk_ids.push(id.to_string());
-    p.chunk_ids.sort_by_key(|c| {
+    sort_ids(&mut p.chunk_ids);
+}
+
+/// Chunk ids in file order (by ord, the number after '#').
+fn sort_ids(ids: &mut [String]) {
+    ids.sort_by_key(|c| {
         c.rsplit_once('#')
             .and_then(|(_, o)| o.parse::<u64>().ok())
             .unwrap_or(0)

@@ -121,6 +121,22 @@ fn a_huge_single_line_is_cut_in_linear_time_without_losing_text() {
 }
 
 #[test]
+fn a_run_of_headings_is_cut_at_the_budget() {
+    let mut src = String::new();
+    for i in 0..100 {
+        src.push_str(&format!("## Heading number {i} here\n"));
+    }
+    src.push_str("\nbody text\n");
+    let chunks = md(&src, 64, 0);
+    assert!(chunks.len() > 5, "{chunks:#?}");
+    assert!(chunks.iter().all(|c| c.tokens <= 64), "{chunks:#?}");
+    assert!(chunks
+        .iter()
+        .any(|c| c.text.contains("Heading number 0 here")));
+    assert!(chunks.last().unwrap().text.contains("body text"));
+}
+
+#[test]
 fn logs_are_windows_of_lines_with_overlap() {
     let mut src = String::new();
     for i in 1..=100 {

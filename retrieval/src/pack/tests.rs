@@ -49,6 +49,26 @@ fn overlapping_and_adjacent_chunks_merge_with_the_overlap_once() {
 }
 
 #[test]
+fn a_hit_that_bridges_two_passages_joins_them_into_one() {
+    let hits = vec![
+        hit("a.md", 0, (1, 10), "one", 3.0),
+        hit("b.md", 0, (1, 2), "other", 2.5),
+        hit("a.md", 2, (21, 30), "three", 2.0),
+        hit("a.md", 1, (11, 20), "two", 1.0),
+    ];
+    let p = pack(&hits, 1000, &EstimateCounter);
+    assert_eq!(p.citations.len(), 2, "{p:#?}");
+    let a = &p.citations[0];
+    assert_eq!((a.n, a.line_start, a.line_end), (1, 1, 30));
+    assert_eq!(a.text, "one\n\ntwo\n\nthree");
+    assert_eq!(a.chunk_ids, ["a.md#0", "a.md#1", "a.md#2"]);
+    assert_eq!(p.citations[1].n, 2);
+    assert_eq!(p.citations[1].path, "b.md");
+    let total: usize = p.citations.iter().map(|c| c.tokens).sum::<usize>() + 1;
+    assert_eq!(p.tokens, total);
+}
+
+#[test]
 fn budget_is_kept_and_smaller_hits_still_fit() {
     let big = "word ".repeat(100);
     let hits = vec![

@@ -1,3 +1,28 @@
-//! `lfm-tools` will own the `Tool` trait, the tool registry, JSON Schema validation of tool
-//! arguments (`jsonschema`), the built-in tools, command tools and the MCP client.
-//! It must never depend on the engine: to the engine a tool call is only a grammar.
+//! `lfm-tools`: what the agent can call.
+//!
+//! - [`Tool`]: a name, a description and a JSON Schema of its parameters ([`ToolSpec`]), and
+//!   an async call.
+//! - [`Registry`]: tools by name. Every call goes through one path: the arguments are
+//!   validated against the schema (draft 2020-12, the `jsonschema` crate), the call runs under
+//!   a timeout, and the result's text is capped ([`CallLimits`]). Each failure is a
+//!   [`ToolError`] the agent hands back to the model as the tool's response, not to the user.
+//!   [`Registry::only`] gives a task the tools it declared and nothing else: text inside
+//!   documents or tickets cannot widen it.
+//! - [`builtin`]: `search_docs` and `read_doc` (over `lfm-retrieval`; `read_doc` reads only
+//!   indexed files), `sql_query` (read-only SQLite with a row limit), `current_time`, and
+//!   command tools (a program with fixed arguments, JSON on stdin and stdout, no shell, an
+//!   allowlist, killed at the timeout).
+//!
+//! The crate knows nothing of models: how a tool list is rendered into a prompt and how calls
+//! are parsed from generated text belongs to the agent.
+
+#![deny(missing_docs)]
+
+pub mod builtin;
+mod error;
+mod registry;
+mod tool;
+
+pub use error::{Result, ToolError};
+pub use registry::{cap, CallLimits, CallOutput, Registry};
+pub use tool::{Tool, ToolFuture, ToolName, ToolSpec};

@@ -11,7 +11,10 @@
 //! Arguments come back as JSON objects; validating them against the tool's schema is the
 //! registry's job.
 
+mod grammar;
 mod value;
+
+pub use grammar::{call_list_schema, MAX_CALLS};
 
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -93,7 +96,11 @@ pub fn parse_calls(body: &str) -> Result<Vec<ToolCall>, String> {
     if body.is_empty() {
         return Err("empty tool call".into());
     }
-    if body.starts_with('{') || body.starts_with("[{") || body.starts_with("[ {") {
+    let json_form = body.starts_with('{')
+        || body
+            .strip_prefix('[')
+            .is_some_and(|r| r.trim_start().starts_with('{'));
+    if json_form {
         return json_calls(body);
     }
     let mut p = value::Parser::new(body);

@@ -64,6 +64,7 @@ fn json_forms() {
         r#"{"name": "search_docs", "parameters": {"query": "dns"}}"#,
         r#"{"function": {"name": "search_docs", "arguments": "{\"query\": \"dns\"}"}}"#,
         r#"{'name': 'search_docs', 'arguments': {'query': 'dns'}}"#,
+        "[\n  {\n\"name\"\n:\"search_docs\" , \"arguments\":\t{\"query\": \"dns\"}}\n\t]",
     ] {
         let calls = parse_calls(body).unwrap_or_else(|e| panic!("{body}: {e}"));
         assert_eq!(calls.len(), 1, "{body}");

@@ -106,10 +106,6 @@ impl ReadDoc {
                         "start_line": {"type": "integer", "minimum": 1},
                         "end_line": {"type": "integer", "minimum": 1}
                     },
-                    "oneOf": [
-                        {"required": ["id"], "not": {"required": ["path"]}},
-                        {"required": ["path"], "not": {"required": ["id"]}}
-                    ],
                     "additionalProperties": false
                 }),
             )?,
@@ -136,6 +132,10 @@ impl Tool for ReadDoc {
 }
 
 fn read(r: &Retriever, args: &Value) -> std::result::Result<Value, String> {
+    // The schema has no `oneOf` (constrained decoding cannot enforce `not`): check here.
+    if args.get("id").is_some() == args.get("path").is_some() {
+        return Err("give either `id` (from search_docs) or `path`, not both or neither".into());
+    }
     if let Some(id) = args["id"].as_str() {
         let c = r.chunk(id).map_err(|e| e.to_string())?.ok_or_else(|| {
             format!("no passage with id `{id}`; use an id that search_docs returned")

@@ -7,7 +7,8 @@
 //!   a timeout, and the result's text is capped ([`CallLimits`]). Each failure is a
 //!   [`ToolError`] the agent hands back to the model as the tool's response, not to the user.
 //!   [`Registry::only`] gives a task the tools it declared and nothing else: text inside
-//!   documents or tickets cannot widen it.
+//!   documents or tickets cannot widen it. [`Registry::relevant`] narrows a long list to the
+//!   tools most relevant to a request (BM25 over names and descriptions).
 //! - [`builtin`]: `search_docs` and `read_doc` (over `lfm-retrieval`; `read_doc` reads only
 //!   indexed files), `sql_query` (read-only SQLite with a row limit), `current_time`, and
 //!   command tools (a program with fixed arguments, JSON on stdin and stdout, no shell, an
@@ -21,8 +22,10 @@
 pub mod builtin;
 mod error;
 mod registry;
+mod select;
 mod tool;
 
 pub use error::{Result, ToolError};
 pub use registry::{cap, CallLimits, CallOutput, Registry};
+pub use select::SELECT_ABOVE;
 pub use tool::{Tool, ToolFuture, ToolName, ToolSpec};

@@ -126,6 +126,37 @@ impl Registry {
         })
     }
 
+    /// The `k` tools most relevant to `request` (BM25 over names, descriptions and parameter
+    /// names), plus every tool named in `always`; the whole registry when it holds at most
+    /// [`crate::SELECT_ABOVE`] tools. Tools that match nothing are not offered, unless none
+    /// match at all (then the first `k` by name).
+    pub fn relevant(&self, request: &str, k: usize, always: &[&str]) -> Registry {
+        if self.tools.len() <= crate::SELECT_ABOVE {
+            return self.clone();
+        }
+        let specs = self.specs();
+        let ranked = crate::select::rank(&specs, request);
+        let any = ranked.first().is_some_and(|r| r.1 > 0.0);
+        let mut tools = BTreeMap::new();
+        for &(i, score) in ranked.iter().take(k) {
+            if score > 0.0 || !any {
+                let name = specs[i].name.clone();
+                if let Some(e) = self.tools.get(&name) {
+                    tools.insert(name, Arc::clone(e));
+                }
+            }
+        }
+        for a in always {
+            if let Some((n, e)) = self.tools.iter().find(|(n, _)| n.as_str() == *a) {
+                tools.insert(n.clone(), Arc::clone(e));
+            }
+        }
+        Registry {
+            tools,
+            limits: self.limits.clone(),
+        }
+    }
+
     /// The specs, in name order, as the chat template renders them.
     pub fn specs(&self) -> Vec<&ToolSpec> {
         self.tools.values().map(|e| e.tool.spec()).collect()

@@ -351,3 +351,60 @@ async fn command_tools_run_allowlisted_programs_without_a_shell() {
         "{err}"
     );
 }
+
+#[test]
+fn long_tool_lists_are_narrowed_to_the_relevant_tools() {
+    struct Named(ToolSpec);
+    impl Tool for Named {
+        fn spec(&self) -> &ToolSpec {
+            &self.0
+        }
+        fn call(&self, _: Value) -> ToolFuture<'_> {
+            Box::pin(async { Ok(Value::Null) })
+        }
+    }
+    let defs = [
+        ("restart_service", "Restart a systemd service on a host."),
+        ("get_ticket", "Fetch a helpdesk ticket by its id."),
+        (
+            "close_ticket",
+            "Close a helpdesk ticket with a resolution note.",
+        ),
+        ("page_oncall", "Page the on-call engineer of a team."),
+        ("dns_lookup", "Resolve a hostname through the internal DNS."),
+        ("disk_usage", "Report disk usage of a server's filesystems."),
+        ("list_pods", "List Kubernetes pods in a namespace."),
+        ("rotate_certificate", "Renew and rotate a TLS certificate."),
+        ("vpn_sessions", "Show active VPN sessions of a user."),
+        ("reset_mfa", "Reset a user's MFA enrolment."),
+        ("query_metrics", "Query Prometheus metrics."),
+        ("backup_status", "Status of the last Postgres backups."),
+        ("printer_queue", "Show a printer's job queue."),
+        ("current_weather", "Weather at an office location."),
+    ];
+    let mut reg = Registry::new();
+    for (name, desc) in defs {
+        let spec = ToolSpec::new(name, desc, json!({"type": "object", "properties": {"id": {"type": "string", "description": "identifier"}}})).unwrap();
+        reg.register(Arc::new(Named(spec))).unwrap();
+    }
+    let picked = reg.relevant(
+        "customer says the VPN drops; check their sessions and the tickets",
+        3,
+        &["page_oncall"],
+    );
+    assert_eq!(
+        picked.names(),
+        ["close_ticket", "get_ticket", "page_oncall", "vpn_sessions"]
+    );
+    // Nothing matches: the first k by name, never an empty list.
+    assert_eq!(reg.relevant("zzzz", 2, &[]).names().len(), 2);
+    // Short lists are offered whole.
+    assert_eq!(
+        reg.only(&["get_ticket", "dns_lookup"])
+            .unwrap()
+            .relevant("vpn", 1, &[])
+            .names()
+            .len(),
+        2
+    );
+}

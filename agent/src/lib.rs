@@ -6,4 +6,5 @@
 //! tool, observe, answer), the task pipelines (triage, ask, extract), traces in SQLite, the
 //! TOML config, the backends and the HTTP server.
 
+pub mod runner;
 pub mod toolcall;

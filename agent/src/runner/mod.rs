@@ -1,0 +1,425 @@
+//! The agent loop: the model plans and calls tools until it gives a final answer.
+//!
+//! Each step asks the [`Backend`] for the assistant's next message, parses it
+//! ([`crate::toolcall::parse_message`]), and either dispatches its tool calls through the
+//! task's [`Registry`] (a failure, invalid arguments included, goes back to the model as the
+//! tool's response) or takes it as the final answer, checked against the task's output schema
+//! (an invalid answer is sent back with the errors, a bounded number of times). The run stops
+//! at the first limit it meets (steps, generated tokens, wall time) or when it loops: the same
+//! call with the same arguments a second time is answered with a redirect, a third time
+//! stops the run; thinking that repeats a stretch or a whole earlier turn stops it. Every
+//! step lands in the returned trace with its reason.
+//!
+//! The backend owns the model and its session state (the embedded engine prefills only the
+//! new tokens of each step; a remote server gets the messages); the loop knows only messages.
+
+mod guard;
+
+use std::time::{Duration, Instant};
+
+use lfm_engine::text::{Message, Role};
+use lfm_tools::{Registry, ToolSpec};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::toolcall::parse_message;
+
+/// What the backend is asked for.
+#[derive(Debug)]
+pub struct TurnRequest<'a> {
+    /// The conversation so far.
+    pub messages: &'a [Message],
+    /// The tools on offer.
+    pub tools: &'a [&'a ToolSpec],
+    /// The schema the final answer must satisfy (a backend constrains the text after
+    /// `</think>` when the model answers instead of calling a tool).
+    pub answer_schema: Option<&'a Value>,
+    /// Most tokens for this message.
+    pub max_tokens: usize,
+}
+
+/// The backend's answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Turn {
+    /// The generated text (thinking, calls and answer as the model wrote them).
+    pub text: String,
+    /// Tokens prefilled for this turn (new tokens only, where state is reused).
+    pub prompt_tokens: usize,
+    /// Tokens generated.
+    pub completion_tokens: usize,
+}
+
+/// Produces assistant messages: the embedded engine, a remote server, or a script in tests.
+pub trait Backend {
+    /// The next assistant message.
+    fn complete(&mut self, req: &TurnRequest<'_>) -> Result<Turn, String>;
+}
+
+/// Limits of one run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    /// Most model turns.
+    pub max_steps: usize,
+    /// Most generated tokens over the run.
+    pub max_tokens: usize,
+    /// Most tokens per turn.
+    pub max_turn_tokens: usize,
+    /// Wall time.
+    pub max_wall: Duration,
+    /// Final answers that fail the schema and are sent back before the run stops.
+    pub answer_retries: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_steps: 8,
+            max_tokens: 8192,
+            max_turn_tokens: 1024,
+            max_wall: Duration::from_secs(300),
+            answer_retries: 2,
+        }
+    }
+}
+
+/// Why a run ended.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum StopReason {
+    /// A final answer (valid under the schema, if there is one).
+    Answered,
+    /// `max_steps` turns without an answer.
+    MaxSteps,
+    /// `max_tokens` generated without an answer.
+    MaxTokens,
+    /// `max_wall` passed.
+    WallTime,
+    /// The same call a third time.
+    DoomLoop {
+        /// The call, `name(args)`.
+        call: String,
+    },
+    /// Thinking that repeats itself.
+    RepeatedThinking,
+    /// The answer failed the schema after every retry.
+    InvalidAnswer {
+        /// The last answer's errors.
+        errors: Vec<String>,
+    },
+    /// The task's answer schema does not compile (checked before the first turn).
+    BadAnswerSchema {
+        /// The compiler's message.
+        message: String,
+    },
+    /// The backend failed.
+    BackendError {
+        /// Its message.
+        message: String,
+    },
+}
+
+/// One entry of the trace.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Step {
+    /// A model turn.
+    Generate {
+        /// Tokens prefilled.
+        prompt_tokens: usize,
+        /// Tokens generated.
+        completion_tokens: usize,
+        /// Milliseconds.
+        ms: u64,
+        /// The text.
+        text: String,
+    },
+    /// A dispatched call.
+    ToolCall {
+        /// The tool.
+        name: String,
+        /// Its arguments.
+        arguments: Value,
+        /// The result's text, or the error handed to the model.
+        result: String,
+        /// Whether it succeeded.
+        ok: bool,
+        /// Whether the result was cut at the cap.
+        truncated: bool,
+        /// Milliseconds.
+        ms: u64,
+    },
+    /// A repeated call answered with a redirect instead of running it again.
+    Redirected {
+        /// The call.
+        call: String,
+    },
+    /// Text in a call region that did not parse, sent back to the model.
+    BadCall {
+        /// The parser's message.
+        error: String,
+    },
+    /// A final answer that failed the schema, sent back.
+    AnswerRejected {
+        /// The errors.
+        errors: Vec<String>,
+    },
+}
+
+/// The result of a run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunOutcome {
+    /// Why it ended.
+    pub stop: StopReason,
+    /// The final answer: the parsed JSON under a schema, else the text as a JSON string.
+    pub answer: Option<Value>,
+    /// What happened, in order.
+    pub steps: Vec<Step>,
+    /// The conversation at the end.
+    pub messages: Vec<Message>,
+    /// Tokens generated over the run.
+    pub completion_tokens: usize,
+    /// Tokens prefilled over the run.
+    pub prompt_tokens: usize,
+}
+
+/// Runs one task: `messages` (system and user turns) with the tools in `registry` (already
+/// narrowed to the task's own), until an answer or a limit.
+pub async fn run(
+    backend: &mut dyn Backend,
+    registry: &Registry,
+    mut messages: Vec<Message>,
+    answer_schema: Option<&Value>,
+    limits: &Limits,
+) -> RunOutcome {
+    let started = Instant::now();
+    let specs = registry.specs();
+    let validator = match answer_schema.map(|s| {
+        jsonschema::options()
+            .with_draft(jsonschema::Draft::Draft202012)
+            .build(s)
+    }) {
+        Some(Err(e)) => {
+            let message = format!("the answer schema does not compile: {e}");
+            return RunOutcome {
+                stop: StopReason::BadAnswerSchema { message },
+                answer: None,
+                steps: Vec::new(),
+                messages,
+                completion_tokens: 0,
+                prompt_tokens: 0,
+            };
+        }
+        Some(Ok(v)) => Some(v),
+        None => None,
+    };
+    let mut steps = Vec::new();
+    let mut guard = guard::LoopGuard::default();
+    let (mut completion_tokens, mut prompt_tokens) = (0usize, 0usize);
+    let mut rejected = 0usize;
+    let finish = |stop: StopReason, answer, steps, messages, c, p| RunOutcome {
+        stop,
+        answer,
+        steps,
+        messages,
+        completion_tokens: c,
+        prompt_tokens: p,
+    };
+    for _ in 0..limits.max_steps {
+        if started.elapsed() > limits.max_wall {
+            return finish(
+                StopReason::WallTime,
+                None,
+                steps,
+                messages,
+                completion_tokens,
+                prompt_tokens,
+            );
+        }
+        let left = limits.max_tokens.saturating_sub(completion_tokens);
+        if left == 0 {
+            return finish(
+                StopReason::MaxTokens,
+                None,
+                steps,
+                messages,
+                completion_tokens,
+                prompt_tokens,
+            );
+        }
+        let t = Instant::now();
+        let req = TurnRequest {
+            messages: &messages,
+            tools: &specs,
+            answer_schema,
+            max_tokens: left.min(limits.max_turn_tokens),
+        };
+        let turn = match backend.complete(&req) {
+            Ok(turn) => turn,
+            Err(message) => {
+                return finish(
+                    StopReason::BackendError { message },
+                    None,
+                    steps,
+                    messages,
+                    completion_tokens,
+                    prompt_tokens,
+                )
+            }
+        };
+        completion_tokens += turn.completion_tokens;
+        prompt_tokens += turn.prompt_tokens;
+        steps.push(Step::Generate {
+            prompt_tokens: turn.prompt_tokens,
+            completion_tokens: turn.completion_tokens,
+            ms: t.elapsed().as_millis() as u64,
+            text: turn.text.clone(),
+        });
+        if guard.thinking_repeats(&turn.text) {
+            messages.push(Message::new(Role::Assistant, turn.text));
+            return finish(
+                StopReason::RepeatedThinking,
+                None,
+                steps,
+                messages,
+                completion_tokens,
+                prompt_tokens,
+            );
+        }
+        let parsed = parse_message(&turn.text, &|n| registry.contains(n));
+        messages.push(Message::new(Role::Assistant, turn.text.clone()));
+        if !parsed.errors.is_empty() && parsed.calls.is_empty() {
+            for error in parsed.errors {
+                steps.push(Step::BadCall {
+                    error: error.clone(),
+                });
+                messages.push(Message::new(
+                    Role::Tool,
+                    serde_json::json!({"error": error}).to_string(),
+                ));
+            }
+            continue;
+        }
+        if !parsed.calls.is_empty() {
+            for call in parsed.calls {
+                let arguments = Value::Object(call.arguments);
+                let key = format!("{}({})", call.name, arguments);
+                match guard.seen_call(&key) {
+                    guard::Repeat::First => {}
+                    guard::Repeat::Second => {
+                        steps.push(Step::Redirected { call: key.clone() });
+                        let note = format!(
+                            "You already called {} with these arguments; its result is above. Use it to answer, or call something different.",
+                            call.name
+                        );
+                        messages.push(Message::new(
+                            Role::Tool,
+                            serde_json::json!({"error": note}).to_string(),
+                        ));
+                        continue;
+                    }
+                    guard::Repeat::Third => {
+                        return finish(
+                            StopReason::DoomLoop { call: key },
+                            None,
+                            steps,
+                            messages,
+                            completion_tokens,
+                            prompt_tokens,
+                        );
+                    }
+                }
+                let t = Instant::now();
+                let (result, ok, truncated) =
+                    match registry.call(&call.name, arguments.clone()).await {
+                        Ok(out) => (out.text, true, out.truncated),
+                        Err(e) => (
+                            serde_json::json!({"error": e.to_string()}).to_string(),
+                            false,
+                            false,
+                        ),
+                    };
+                steps.push(Step::ToolCall {
+                    name: call.name,
+                    arguments,
+                    result: result.clone(),
+                    ok,
+                    truncated,
+                    ms: t.elapsed().as_millis() as u64,
+                });
+                messages.push(Message::new(Role::Tool, result));
+            }
+            continue;
+        }
+        // A final answer.
+        let content = parsed.content;
+        let Some(v) = &validator else {
+            return finish(
+                StopReason::Answered,
+                Some(Value::String(content)),
+                steps,
+                messages,
+                completion_tokens,
+                prompt_tokens,
+            );
+        };
+        let errors = match serde_json::from_str::<Value>(strip_fence(&content)) {
+            Ok(answer) => {
+                let errors: Vec<String> = v
+                    .iter_errors(&answer)
+                    .map(|e| format!("{}: {e}", e.instance_path()))
+                    .collect();
+                if errors.is_empty() {
+                    return finish(
+                        StopReason::Answered,
+                        Some(answer),
+                        steps,
+                        messages,
+                        completion_tokens,
+                        prompt_tokens,
+                    );
+                }
+                errors
+            }
+            Err(e) => vec![format!("the answer is not JSON: {e}")],
+        };
+        steps.push(Step::AnswerRejected {
+            errors: errors.clone(),
+        });
+        if rejected == limits.answer_retries {
+            return finish(
+                StopReason::InvalidAnswer { errors },
+                None,
+                steps,
+                messages,
+                completion_tokens,
+                prompt_tokens,
+            );
+        }
+        rejected += 1;
+        messages.push(Message::new(
+            Role::User,
+            format!("Your answer does not match the required JSON schema: {}. Answer again with JSON only.", errors.join("; ")),
+        ));
+    }
+    finish(
+        StopReason::MaxSteps,
+        None,
+        steps,
+        messages,
+        completion_tokens,
+        prompt_tokens,
+    )
+}
+
+/// The JSON inside a ```json fence, or the text.
+fn strip_fence(s: &str) -> &str {
+    let t = s.trim();
+    let Some(rest) = t.strip_prefix("```") else {
+        return t;
+    };
+    let rest = rest.trim_start_matches(|c: char| c.is_ascii_alphanumeric());
+    rest.strip_suffix("```").unwrap_or(rest).trim()
+}
+
+#[cfg(test)]
+mod tests;

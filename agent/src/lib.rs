@@ -8,3 +8,4 @@
 
 pub mod runner;
 pub mod toolcall;
+pub mod trace;

@@ -11,6 +11,7 @@ mod eval;
 mod generate;
 mod index;
 mod logits;
+mod runs;
 mod search;
 mod synth;
 
@@ -46,6 +47,8 @@ enum Command {
     Search(search::SearchArgs),
     /// Evaluations: `eval retrieval` (recall@k and MRR on labelled questions).
     Eval(eval::EvalCmd),
+    /// Traces of agent runs: `runs list`, `runs show ID`.
+    Runs(runs::RunsCmd),
 }
 
 /// Runs the parsed command.
@@ -60,5 +63,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Index(a) => index::run(a),
         Command::Search(a) => search::run(a),
         Command::Eval(a) => eval::run(a),
+        Command::Runs(a) => runs::run(a),
     }
 }

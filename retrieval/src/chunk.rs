@@ -271,24 +271,8 @@ fn split_block<'a>(b: &Block, budget: usize, counter: &dyn TokenCounter, out: &m
             (b.line_start + k as u32).min(b.line_end)
         };
         let t = counter.count(line);
-        if t > budget {
-            if !piece.is_empty() {
-                emit(
-                    std::mem::take(&mut piece),
-                    piece_tokens,
-                    start,
-                    n.saturating_sub(1).max(start),
-                    out,
-                );
-                piece_tokens = 0;
-            }
-            for part in split_line(line, budget, counter) {
-                let pt = counter.count(&part);
-                emit(part, pt, n, n, out);
-            }
-            start = n + u32::from(!single_line_block);
-            continue;
-        }
+        // The piece so far ends before a line that does not fit beside it (a line too long
+        // for any piece included).
         if !piece.is_empty() && piece_tokens + 1 + t > budget {
             emit(
                 std::mem::take(&mut piece),
@@ -298,7 +282,13 @@ fn split_block<'a>(b: &Block, budget: usize, counter: &dyn TokenCounter, out: &m
                 out,
             );
             piece_tokens = 0;
-            start = n;
+        }
+        if t > budget {
+            for part in split_line(line, budget, counter) {
+                let pt = counter.count(&part);
+                emit(part, pt, n, n, out);
+            }
+            continue;
         }
         if piece.is_empty() {
             start = n;

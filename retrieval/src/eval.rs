@@ -266,11 +266,15 @@ pub struct RankerOutput {
     pub rankings: std::collections::BTreeMap<String, Vec<String>>,
 }
 
+/// `base` made absolute once, for [`portable_id`].
+fn canonical_base(base: &Path) -> std::path::PathBuf {
+    std::fs::canonicalize(base).unwrap_or_else(|_| base.to_path_buf())
+}
+
 /// A chunk id that does not depend on how the docs folder was spelled when indexing: the
-/// file's path relative to `base` (the questions' base folder), then `#ord`.
+/// file's path relative to `base` (the questions' base folder, made absolute), then `#ord`.
 fn portable_id(abs: &str, base: &Path, ord: u32) -> String {
-    let base = std::fs::canonicalize(base).unwrap_or_else(|_| base.to_path_buf());
-    let rel = Path::new(abs).strip_prefix(&base).map_or_else(
+    let rel = Path::new(abs).strip_prefix(base).map_or_else(
         |_| abs.to_string(),
         |p| p.to_string_lossy().replace('\\', "/"),
     );
@@ -284,9 +288,10 @@ pub fn ranker_input(
     questions: &[Question],
     base: &Path,
 ) -> Result<RankerInput> {
+    let base = canonical_base(base);
     let mut chunks = Vec::new();
     for (abs, c) in all_chunks(retriever)? {
-        let id = portable_id(&abs, base, c.ord);
+        let id = portable_id(&abs, &base, c.ord);
         let mut tokens = retriever.analyze(&c.title)?;
         tokens.extend(retriever.analyze(&c.trail.join("\n"))?);
         tokens.extend(retriever.analyze(&c.text)?);
@@ -342,11 +347,12 @@ pub fn rankings_from(
             ),
         });
     }
+    let base = canonical_base(base);
     let by_id: std::collections::HashMap<String, Retrieved> = all_chunks(retriever)?
         .into_iter()
         .map(|(abs, c)| {
             (
-                portable_id(&abs, base, c.ord),
+                portable_id(&abs, &base, c.ord),
                 Retrieved {
                     path: abs,
                     line_start: c.line_start,

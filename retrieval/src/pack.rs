@@ -128,8 +128,6 @@ pub fn citation_numbers(text: &str) -> Vec<usize> {
 /// skipped, and smaller hits after it may still go in.
 pub fn pack(hits: &[Hit], budget: usize, counter: &dyn TokenCounter) -> Packed {
     let mut out = Packed::default();
-    // Separator between passages: a blank line.
-    let sep = 1usize;
     for hit in hits {
         let c = &hit.chunk;
         if out
@@ -137,65 +135,6 @@ pub fn pack(hits: &[Hit], budget: usize, counter: &dyn TokenCounter) -> Packed {
             .iter()
             .any(|p| p.chunk_ids.contains(&c.chunk_id))
         {
-            continue;
-        }
-        let near = out.citations.iter().position(|p| {
-            p.path == c.path
-                && c.line_start <= p.line_end.saturating_add(1)
-                && p.line_start <= c.line_end.saturating_add(1)
-        });
-        if let Some(i) = near {
-            let mut merged = out.citations[i].clone();
-            merge_into(
-                &mut merged,
-                c.line_start,
-                c.line_end,
-                &c.text,
-                &c.chunk_id,
-                &c.trail,
-            );
-            merged.score = merged.score.max(hit.score);
-            // The merged passage may now reach another passage of the file: absorb it.
-            let mut absorbed = Vec::new();
-            loop {
-                let next = out.citations.iter().enumerate().position(|(j, q)| {
-                    j != i
-                        && !absorbed.contains(&j)
-                        && q.path == merged.path
-                        && q.line_start <= merged.line_end.saturating_add(1)
-                        && merged.line_start <= q.line_end.saturating_add(1)
-                });
-                let Some(j) = next else { break };
-                let q = &out.citations[j];
-                merge_into(&mut merged, q.line_start, q.line_end, &q.text, "", &q.trail);
-                merged.chunk_ids.retain(|id| !id.is_empty());
-                for id in &q.chunk_ids {
-                    if !merged.chunk_ids.contains(id) {
-                        merged.chunk_ids.push(id.clone());
-                    }
-                }
-                sort_ids(&mut merged.chunk_ids);
-                merged.score = merged.score.max(q.score);
-                absorbed.push(j);
-            }
-            merged.tokens = counter.count(&merged.render());
-            let mut candidate = out.citations.clone();
-            candidate[i] = merged;
-            let mut k = 0;
-            candidate.retain(|_| {
-                k += 1;
-                !absorbed.contains(&(k - 1))
-            });
-            let total = total_tokens(&candidate);
-            if total <= budget {
-                out.tokens = total;
-                out.citations = candidate;
-                for (k, c) in out.citations.iter_mut().enumerate() {
-                    c.n = k + 1;
-                }
-            } else {
-                out.dropped += 1;
-            }
             continue;
         }
         let mut cit = Citation {
@@ -209,11 +148,40 @@ pub fn pack(hits: &[Hit], budget: usize, counter: &dyn TokenCounter) -> Packed {
             score: hit.score,
             tokens: 0,
         };
-        cit.tokens = counter.count(&cit.render());
-        let extra = cit.tokens + if out.citations.is_empty() { 0 } else { sep };
-        if out.tokens + extra <= budget {
-            out.tokens += extra;
-            out.citations.push(cit);
+        let candidate = match out.citations.iter().position(|p| reaches(p, &cit)) {
+            Some(i) => {
+                let mut merged = out.citations[i].clone();
+                merge_into(&mut merged, &cit);
+                // The merged passage may now reach other passages of the file: absorb them.
+                let mut absorbed = Vec::new();
+                while let Some(j) = (0..out.citations.len()).find(|&j| {
+                    j != i && !absorbed.contains(&j) && reaches(&merged, &out.citations[j])
+                }) {
+                    merge_into(&mut merged, &out.citations[j]);
+                    absorbed.push(j);
+                }
+                merged.tokens = counter.count(&merged.render());
+                out.citations
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, _)| !absorbed.contains(j))
+                    .map(|(j, p)| if j == i { merged.clone() } else { p.clone() })
+                    .collect()
+            }
+            None => {
+                cit.tokens = counter.count(&cit.render());
+                let mut all = out.citations.clone();
+                all.push(cit);
+                all
+            }
+        };
+        let total = total_tokens(&candidate);
+        if total <= budget {
+            out.tokens = total;
+            out.citations = candidate;
+            for (k, c) in out.citations.iter_mut().enumerate() {
+                c.n = k + 1;
+            }
         } else {
             out.dropped += 1;
         }
@@ -226,34 +194,45 @@ fn total_tokens(citations: &[Citation]) -> usize {
     citations.iter().map(|c| c.tokens).sum::<usize>() + citations.len().saturating_sub(1)
 }
 
-/// Joins a chunk's text to a passage of the same file, in line order, keeping the lines they
-/// share once (chunk overlap repeats whole trailing lines of the previous chunk).
-fn merge_into(p: &mut Citation, start: u32, end: u32, text: &str, id: &str, trail: &[String]) {
-    let (first, second, first_is_p) = if start < p.line_start {
-        (text.to_string(), p.text.clone(), false)
+/// Whether passage `q` overlaps or touches passage `p` (same file).
+fn reaches(p: &Citation, q: &Citation) -> bool {
+    p.path == q.path
+        && q.line_start <= p.line_end.saturating_add(1)
+        && p.line_start <= q.line_end.saturating_add(1)
+}
+
+/// Joins passage `q` (a new chunk, or another passage) to passage `p` of the same file, in
+/// line order, keeping the lines they share once (chunk overlap repeats whole trailing lines
+/// of the previous chunk), with its chunk ids and score.
+fn merge_into(p: &mut Citation, q: &Citation) {
+    let (start, end) = (q.line_start, q.line_end);
+    let (first, second) = if start < p.line_start {
+        p.trail = q.trail.clone();
+        (q.text.as_str(), p.text.as_str())
     } else {
-        (p.text.clone(), text.to_string(), true)
+        (p.text.as_str(), q.text.as_str())
     };
-    if !first_is_p {
-        p.trail = trail.to_vec();
-    }
     let overlaps = start <= p.line_end && p.line_start <= end;
     let inside = p.line_start <= start && end <= p.line_end;
-    // Shared lines are dropped only where the spans really overlap; chunks that only touch
+    // Shared lines are dropped only where the spans really overlap; passages that only touch
     // are joined whole (the same text on both sides of a boundary is two lines).
-    p.text = if inside && first.contains(second.as_str()) {
-        first
+    p.text = if inside && first.contains(second) {
+        first.to_string()
     } else if overlaps {
-        join_overlapping(&first, &second)
+        join_overlapping(first, second)
     } else {
         format!("{first}\n\n{second}")
     };
     p.line_start = p.line_start.min(start);
     p.line_end = p.line_end.max(end);
-    p.chunk_ids.push(id.to_string());
+    for id in &q.chunk_ids {
+        if !p.chunk_ids.contains(id) {
+            p.chunk_ids.push(id.clone());
+        }
+    }
     sort_ids(&mut p.chunk_ids);
+    p.score = p.score.max(q.score);
 }
-
 /// Chunk ids in file order (by ord, the number after '#').
 fn sort_ids(ids: &mut [String]) {
     ids.sort_by_key(|c| {

@@ -43,21 +43,18 @@ pub struct ChunkArgs {
 
 impl ChunkArgs {
     pub fn options(&self) -> Result<IndexOptions> {
-        if self.chunk_tokens < 16 {
-            anyhow::bail!("--chunk-tokens {}: at least 16", self.chunk_tokens);
-        }
-        if self.overlap_tokens > self.chunk_tokens / 2 {
-            anyhow::bail!(
-                "--overlap-tokens {}: at most half of --chunk-tokens ({})",
-                self.overlap_tokens,
-                self.chunk_tokens
-            );
-        }
+        let chunking = ChunkConfig {
+            max_tokens: self.chunk_tokens,
+            overlap_tokens: self.overlap_tokens,
+        };
+        chunking.validate().with_context(|| {
+            format!(
+                "--chunk-tokens {} --overlap-tokens {}",
+                self.chunk_tokens, self.overlap_tokens
+            )
+        })?;
         Ok(IndexOptions {
-            chunking: ChunkConfig {
-                max_tokens: self.chunk_tokens,
-                overlap_tokens: self.overlap_tokens,
-            },
+            chunking,
             ..IndexOptions::default()
         })
     }

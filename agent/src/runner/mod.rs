@@ -187,10 +187,33 @@ pub struct RunOutcome {
 pub async fn run(
     backend: &mut dyn Backend,
     registry: &Registry,
-    mut messages: Vec<Message>,
+    messages: Vec<Message>,
     answer_schema: Option<&Value>,
     limits: &Limits,
 ) -> RunOutcome {
+    let mut out = RunOutcome {
+        stop: StopReason::MaxSteps,
+        answer: None,
+        steps: Vec::new(),
+        messages,
+        completion_tokens: 0,
+        prompt_tokens: 0,
+    };
+    let (stop, answer) = drive(backend, registry, answer_schema, limits, &mut out).await;
+    out.stop = stop;
+    out.answer = answer;
+    out
+}
+
+/// The loop itself: fills `out`'s steps, messages and token counts, and returns why it
+/// stopped and the answer.
+async fn drive(
+    backend: &mut dyn Backend,
+    registry: &Registry,
+    answer_schema: Option<&Value>,
+    limits: &Limits,
+    out: &mut RunOutcome,
+) -> (StopReason, Option<Value>) {
     let started = Instant::now();
     let specs = registry.specs();
     let validator = match answer_schema.map(|s| {
@@ -200,102 +223,50 @@ pub async fn run(
     }) {
         Some(Err(e)) => {
             let message = format!("the answer schema does not compile: {e}");
-            return RunOutcome {
-                stop: StopReason::BadAnswerSchema { message },
-                answer: None,
-                steps: Vec::new(),
-                messages,
-                completion_tokens: 0,
-                prompt_tokens: 0,
-            };
+            return (StopReason::BadAnswerSchema { message }, None);
         }
         Some(Ok(v)) => Some(v),
         None => None,
     };
-    let mut steps = Vec::new();
     let mut guard = guard::LoopGuard::default();
-    let (mut completion_tokens, mut prompt_tokens) = (0usize, 0usize);
     let mut rejected = 0usize;
-    let finish = |stop: StopReason, answer, steps, messages, c, p| RunOutcome {
-        stop,
-        answer,
-        steps,
-        messages,
-        completion_tokens: c,
-        prompt_tokens: p,
-    };
     for _ in 0..limits.max_steps {
         if started.elapsed() > limits.max_wall {
-            return finish(
-                StopReason::WallTime,
-                None,
-                steps,
-                messages,
-                completion_tokens,
-                prompt_tokens,
-            );
+            return (StopReason::WallTime, None);
         }
-        let left = limits.max_tokens.saturating_sub(completion_tokens);
+        let left = limits.max_tokens.saturating_sub(out.completion_tokens);
         if left == 0 {
-            return finish(
-                StopReason::MaxTokens,
-                None,
-                steps,
-                messages,
-                completion_tokens,
-                prompt_tokens,
-            );
+            return (StopReason::MaxTokens, None);
         }
         let t = Instant::now();
         let req = TurnRequest {
-            messages: &messages,
+            messages: &out.messages,
             tools: &specs,
             answer_schema,
             max_tokens: left.min(limits.max_turn_tokens),
         };
         let turn = match backend.complete(&req) {
             Ok(turn) => turn,
-            Err(message) => {
-                return finish(
-                    StopReason::BackendError { message },
-                    None,
-                    steps,
-                    messages,
-                    completion_tokens,
-                    prompt_tokens,
-                )
-            }
+            Err(message) => return (StopReason::BackendError { message }, None),
         };
-        completion_tokens += turn.completion_tokens;
-        prompt_tokens += turn.prompt_tokens;
-        steps.push(Step::Generate {
+        out.completion_tokens += turn.completion_tokens;
+        out.prompt_tokens += turn.prompt_tokens;
+        out.steps.push(Step::Generate {
             prompt_tokens: turn.prompt_tokens,
             completion_tokens: turn.completion_tokens,
             ms: t.elapsed().as_millis() as u64,
             text: turn.text.clone(),
         });
         if guard.thinking_repeats(&turn.text) {
-            messages.push(Message::new(Role::Assistant, turn.text));
-            return finish(
-                StopReason::RepeatedThinking,
-                None,
-                steps,
-                messages,
-                completion_tokens,
-                prompt_tokens,
-            );
+            out.messages.push(Message::new(Role::Assistant, turn.text));
+            return (StopReason::RepeatedThinking, None);
         }
         let parsed = parse_message(&turn.text, &|n| registry.contains(n));
-        messages.push(Message::new(Role::Assistant, turn.text.clone()));
+        out.messages.push(Message::new(Role::Assistant, turn.text));
         if !parsed.errors.is_empty() && parsed.calls.is_empty() {
             for error in parsed.errors {
-                steps.push(Step::BadCall {
-                    error: error.clone(),
-                });
-                messages.push(Message::new(
-                    Role::Tool,
-                    serde_json::json!({"error": error}).to_string(),
-                ));
+                out.messages.push(tool_error(&error));
+                out.steps.push(Step::BadCall { error });
             }
             continue;
         }
@@ -306,39 +277,22 @@ pub async fn run(
                 match guard.seen_call(&key) {
                     guard::Repeat::First => {}
                     guard::Repeat::Second => {
-                        steps.push(Step::Redirected { call: key.clone() });
-                        let note = format!(
+                        out.steps.push(Step::Redirected { call: key });
+                        out.messages.push(tool_error(&format!(
                             "You already called {} with these arguments; its result is above. Use it to answer, or call something different.",
                             call.name
-                        );
-                        messages.push(Message::new(
-                            Role::Tool,
-                            serde_json::json!({"error": note}).to_string(),
-                        ));
+                        )));
                         continue;
                     }
-                    guard::Repeat::Third => {
-                        return finish(
-                            StopReason::DoomLoop { call: key },
-                            None,
-                            steps,
-                            messages,
-                            completion_tokens,
-                            prompt_tokens,
-                        );
-                    }
+                    guard::Repeat::Third => return (StopReason::DoomLoop { call: key }, None),
                 }
                 let t = Instant::now();
                 let (result, ok, truncated) =
                     match registry.call(&call.name, arguments.clone()).await {
-                        Ok(out) => (out.text, true, out.truncated),
-                        Err(e) => (
-                            serde_json::json!({"error": e.to_string()}).to_string(),
-                            false,
-                            false,
-                        ),
+                        Ok(o) => (o.text, true, o.truncated),
+                        Err(e) => (tool_error(&e.to_string()).content, false, false),
                     };
-                steps.push(Step::ToolCall {
+                out.steps.push(Step::ToolCall {
                     name: call.name,
                     arguments,
                     result: result.clone(),
@@ -346,21 +300,14 @@ pub async fn run(
                     truncated,
                     ms: t.elapsed().as_millis() as u64,
                 });
-                messages.push(Message::new(Role::Tool, result));
+                out.messages.push(Message::new(Role::Tool, result));
             }
             continue;
         }
         // A final answer.
         let content = parsed.content;
         let Some(v) = &validator else {
-            return finish(
-                StopReason::Answered,
-                Some(Value::String(content)),
-                steps,
-                messages,
-                completion_tokens,
-                prompt_tokens,
-            );
+            return (StopReason::Answered, Some(Value::String(content)));
         };
         let errors = match serde_json::from_str::<Value>(strip_fence(&content)) {
             Ok(answer) => {
@@ -369,45 +316,35 @@ pub async fn run(
                     .map(|e| format!("{}: {e}", e.instance_path()))
                     .collect();
                 if errors.is_empty() {
-                    return finish(
-                        StopReason::Answered,
-                        Some(answer),
-                        steps,
-                        messages,
-                        completion_tokens,
-                        prompt_tokens,
-                    );
+                    return (StopReason::Answered, Some(answer));
                 }
                 errors
             }
             Err(e) => vec![format!("the answer is not JSON: {e}")],
         };
-        steps.push(Step::AnswerRejected {
+        out.steps.push(Step::AnswerRejected {
             errors: errors.clone(),
         });
         if rejected == limits.answer_retries {
-            return finish(
-                StopReason::InvalidAnswer { errors },
-                None,
-                steps,
-                messages,
-                completion_tokens,
-                prompt_tokens,
-            );
+            return (StopReason::InvalidAnswer { errors }, None);
         }
         rejected += 1;
-        messages.push(Message::new(
+        out.messages.push(Message::new(
             Role::User,
-            format!("Your answer does not match the required JSON schema: {}. Answer again with JSON only.", errors.join("; ")),
+            format!(
+                "Your answer does not match the required JSON schema: {}. Answer again with JSON only.",
+                errors.join("; ")
+            ),
         ));
     }
-    finish(
-        StopReason::MaxSteps,
-        None,
-        steps,
-        messages,
-        completion_tokens,
-        prompt_tokens,
+    (StopReason::MaxSteps, None)
+}
+
+/// A `tool` message carrying an error for the model: `{"error": "..."}`.
+fn tool_error(message: &str) -> Message {
+    Message::new(
+        Role::Tool,
+        serde_json::json!({ "error": message }).to_string(),
     )
 }
 

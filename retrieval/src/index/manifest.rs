@@ -19,9 +19,6 @@ pub(crate) const FILE_NAME: &str = "manifest.json";
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Manifest {
     pub schema_version: u32,
-    pub chunking: ChunkConfig,
-    /// [`crate::TokenCounter::name`] of the counter that sized the chunks.
-    pub counter: String,
     /// Display path -> what was indexed.
     pub files: BTreeMap<String, FileEntry>,
 }

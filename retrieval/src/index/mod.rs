@@ -174,8 +174,6 @@ impl Indexer {
             .map_err(|e| Error::tantivy(dir, e))?;
         let fresh = Manifest {
             schema_version: schema::SCHEMA_VERSION,
-            chunking: opts.chunking.clone(),
-            counter: counter.name(),
             files: BTreeMap::new(),
         };
         let manifest = match Manifest::load(dir)? {
@@ -227,8 +225,6 @@ impl Indexer {
         let total = candidates.len();
         let mut done = 0usize;
         let mut manifest = self.manifest.clone();
-        manifest.chunking = self.opts.chunking.clone();
-        manifest.counter = self.counter.name();
         for batch in candidates.chunks(64) {
             let outcomes: Vec<(Outcome, u64)> = batch.par_iter().map(|c| self.process(c)).collect();
             for (c, (outcome, bytes)) in batch.iter().zip(outcomes) {
@@ -267,10 +263,9 @@ impl Indexer {
                         }
                         summary.bytes_indexed += bytes;
                         summary.chunks_written += chunks.len();
-                        // Always: the index may hold chunks the manifest does not know of
-                        // (a crash between commit and manifest write).
-                        self.delete_path(&c.display);
-                        self.write_file(&c.display, kind, &title, &chunks)?;
+                        // Replaces by path always: the index may hold chunks the manifest
+                        // does not know of (a crash between commit and manifest write).
+                        self.add_chunks(&c.display, kind, &title, &chunks)?;
                         manifest.files.insert(
                             c.display.clone(),
                             FileEntry {
@@ -316,20 +311,6 @@ impl Indexer {
             .sum();
         summary.elapsed = started.elapsed();
         Ok(summary)
-    }
-
-    /// Adds the chunks of one document that did not come from a file (generated corpora,
-    /// records from a database), replacing any earlier chunks under the same path. Not
-    /// recorded in the manifest; visible after [`Indexer::commit`].
-    pub fn add_chunks(
-        &mut self,
-        path: &str,
-        kind: DocKind,
-        title: &str,
-        chunks: &[Chunk],
-    ) -> Result<()> {
-        self.delete_path(path);
-        self.write_file(path, kind, title, chunks)
     }
 
     /// Commits what was written so far.
@@ -385,13 +366,18 @@ impl Indexer {
             .delete_term(Term::from_field_text(self.fields.path, path));
     }
 
-    fn write_file(
+    /// Writes the chunks of one document under `path`, replacing any earlier chunks under
+    /// the same path. [`Indexer::update`] uses it for files; other callers (generated corpora,
+    /// records from a database) are not recorded in the manifest. Visible after
+    /// [`Indexer::commit`].
+    pub fn add_chunks(
         &mut self,
         path: &str,
         kind: DocKind,
         title: &str,
         chunks: &[Chunk],
     ) -> Result<()> {
+        self.delete_path(path);
         let f = &self.fields;
         for c in chunks {
             let mut doc = TantivyDocument::default();

@@ -1,7 +1,7 @@
 //! Markdown, line by line: ATX and setext headings, fenced code blocks kept whole, paragraphs
 //! (lists and tables included) between blank lines, YAML front matter read for its title.
 
-use super::{numbered_lines, Block, BlockKind, ParaBuf, ParsedDoc};
+use super::{numbered_lines, push_heading, BlockKind, ParaBuf, ParsedDoc};
 
 pub(crate) fn parse(text: &str) -> ParsedDoc {
     let mut doc = ParsedDoc::default();
@@ -42,21 +42,6 @@ pub(crate) fn parse(text: &str) -> ParsedDoc {
     }
     para.flush(BlockKind::Para, &mut doc.blocks);
     doc
-}
-
-fn push_heading(doc: &mut ParsedDoc, level: u8, title: &str, start: u32, end: u32) {
-    if title.is_empty() {
-        return;
-    }
-    if level == 1 && doc.title.is_none() {
-        doc.title = Some(title.to_string());
-    }
-    doc.blocks.push(Block {
-        kind: BlockKind::Heading(level),
-        text: title.to_string(),
-        line_start: start,
-        line_end: end,
-    });
 }
 
 /// Skips a leading `---` ... `---` block, taking its `title:` if any. Returns the first line

@@ -200,6 +200,22 @@ pub(crate) fn numbered_lines(text: &str) -> impl Iterator<Item = (u32, &str)> {
         .map(|(i, l)| (i as u32 + 1, l.strip_suffix('\r').unwrap_or(l)))
 }
 
+/// Adds a heading block (none for an empty title); the first level-1 heading is the title.
+pub(crate) fn push_heading(doc: &mut ParsedDoc, level: u8, title: &str, start: u32, end: u32) {
+    if title.is_empty() {
+        return;
+    }
+    if level == 1 && doc.title.is_none() {
+        doc.title = Some(title.to_string());
+    }
+    doc.blocks.push(Block {
+        kind: BlockKind::Heading(level),
+        text: title.to_string(),
+        line_start: start,
+        line_end: end,
+    });
+}
+
 /// Collects consecutive non-blank lines into blocks; the shared paragraph logic.
 #[derive(Default)]
 pub(crate) struct ParaBuf {

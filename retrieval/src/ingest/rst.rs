@@ -1,7 +1,7 @@
 //! reStructuredText: section titles (underlined, optionally overlined; levels in order of first
 //! appearance of each adornment style), literal blocks after `::` kept whole, paragraphs.
 
-use super::{numbered_lines, Block, BlockKind, ParaBuf, ParsedDoc};
+use super::{numbered_lines, push_heading, BlockKind, ParaBuf, ParsedDoc};
 
 pub(crate) fn parse(text: &str) -> ParsedDoc {
     let mut doc = ParsedDoc::default();
@@ -78,18 +78,6 @@ fn level_of(styles: &mut Vec<(u8, bool)>, style: (u8, bool)) -> u8 {
         }
     };
     (pos + 1).min(6) as u8
-}
-
-fn push_heading(doc: &mut ParsedDoc, level: u8, title: &str, start: u32, end: u32) {
-    if level == 1 && doc.title.is_none() {
-        doc.title = Some(title.to_string());
-    }
-    doc.blocks.push(Block {
-        kind: BlockKind::Heading(level),
-        text: title.to_string(),
-        line_start: start,
-        line_end: end,
-    });
 }
 
 /// A line of one repeated punctuation character, at least 3 long (RST allows 1, but then

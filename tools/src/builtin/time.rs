@@ -62,6 +62,8 @@ pub(crate) fn time_json(secs: i64) -> Value {
 }
 
 /// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (Hinnant's algorithm).
+/// The engine's template code has the same ten lines for `strftime_now`; this crate must not
+/// depend on the engine (and through it on candle), so the few lines are kept here too.
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);

@@ -6,6 +6,9 @@
 //! tool, observe, answer), the task pipelines (triage, ask, extract), traces in SQLite, the
 //! TOML config, the backends and the HTTP server.
 
+pub mod backend;
+pub mod config;
 pub mod runner;
+pub mod tasks;
 pub mod toolcall;
 pub mod trace;

@@ -3,7 +3,7 @@
 use std::process::Command;
 use std::sync::Arc;
 
-use lfm_agent::runner::{run, Backend, Limits, Turn, TurnRequest};
+use lfm_agent::runner::{run, Backend, BackendError, Limits, RunTask, Turn, TurnRequest};
 use lfm_agent::trace::{RunMeta, TraceStore};
 use lfm_engine::text::{Message, Role};
 use lfm_tools::builtin::CurrentTime;
@@ -12,7 +12,7 @@ use lfm_tools::Registry;
 struct Script(Vec<&'static str>);
 
 impl Backend for Script {
-    fn complete(&mut self, _: &TurnRequest<'_>) -> Result<Turn, String> {
+    fn complete(&mut self, _: &TurnRequest<'_>) -> Result<Turn, BackendError> {
         let text = self.0.pop().ok_or("done")?.to_string();
         Ok(Turn {
             prompt_tokens: 50,
@@ -38,7 +38,13 @@ async fn a_traced_run_is_listed_and_shown() {
         "<think>Check the time.</think><|tool_call_start|>[current_time()]<|tool_call_end|>",
     ]);
     let messages = vec![Message::new(Role::User, "What time is it?")];
-    let out = run(&mut backend, &reg, messages, None, &Limits::default()).await;
+    let task = RunTask {
+        registry: &reg,
+        answer_schema: None,
+        check: None,
+        limits: &Limits::default(),
+    };
+    let out = run(&mut backend, &task, messages).await;
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("traces.sqlite");
     let id = TraceStore::open(&db)

@@ -1,5 +1,7 @@
 //! Command-line parsing and dispatch.
 
+mod agent_args;
+mod ask;
 mod bench;
 mod bench_model;
 mod bench_retrieval;
@@ -7,13 +9,16 @@ mod chat;
 mod common;
 mod constraint;
 mod constraint_args;
+mod demo;
 mod eval;
+mod extract;
 mod generate;
 mod index;
 mod logits;
 mod runs;
 mod search;
 mod synth;
+mod triage;
 
 use clap::{Parser, Subcommand};
 
@@ -49,6 +54,14 @@ enum Command {
     Eval(eval::EvalCmd),
     /// Traces of agent runs: `runs list`, `runs show ID`.
     Runs(runs::RunsCmd),
+    /// Triage tickets (JSONL or CSV) into schema-valid records, resumably.
+    Triage(triage::TriageArgs),
+    /// Answer a question from the docs, with checked citations.
+    Ask(ask::AskArgs),
+    /// Extract schema-valid events from a log.
+    Extract(extract::ExtractArgs),
+    /// The whole product on the bundled example data (a synthetic model if none is set).
+    Demo(demo::DemoArgs),
 }
 
 /// Runs the parsed command.
@@ -64,5 +77,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Search(a) => search::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Runs(a) => runs::run(a),
+        Command::Triage(a) => triage::run(a),
+        Command::Ask(a) => ask::run(a),
+        Command::Extract(a) => extract::run(a),
+        Command::Demo(a) => demo::run(a),
     }
 }

@@ -49,11 +49,72 @@ pub struct Turn {
     pub completion_tokens: usize,
 }
 
+/// Why a backend gave no turn.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BackendError {
+    /// The rendered conversation plus the turn's token budget does not fit the context. The
+    /// loop then compacts the oldest tool result and asks again.
+    ContextFull {
+        /// Tokens the prompt and the turn's budget need.
+        needed: usize,
+        /// The context.
+        limit: usize,
+    },
+    /// Anything else (the message says what).
+    Failed(String),
+}
+
+impl std::fmt::Display for BackendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BackendError::ContextFull { needed, limit } => write!(
+                f,
+                "the conversation needs {needed} tokens with the turn's budget; the context holds {limit}"
+            ),
+            BackendError::Failed(m) => f.write_str(m),
+        }
+    }
+}
+
+impl From<String> for BackendError {
+    fn from(m: String) -> Self {
+        BackendError::Failed(m)
+    }
+}
+
+impl From<&str> for BackendError {
+    fn from(m: &str) -> Self {
+        BackendError::Failed(m.to_string())
+    }
+}
+
 /// Produces assistant messages: the embedded engine, a remote server, or a script in tests.
 pub trait Backend {
     /// The next assistant message.
-    fn complete(&mut self, req: &TurnRequest<'_>) -> Result<Turn, String>;
+    fn complete(&mut self, req: &TurnRequest<'_>) -> Result<Turn, BackendError>;
 }
+
+/// A task's own check of a schema-valid answer, beyond the schema: returns the problems
+/// (empty when the answer is good). It sees the steps so far, so it can check, for example,
+/// that cited passages were really retrieved in this run. Problems go back to the model like
+/// schema errors.
+pub type AnswerCheck = dyn Fn(&Value, &[Step]) -> Vec<String> + Send + Sync;
+
+/// What one run is: the tools, what the answer must be, and the limits.
+#[derive(Clone, Copy)]
+pub struct RunTask<'a> {
+    /// The task's tools (already narrowed to the ones it declared).
+    pub registry: &'a Registry,
+    /// The schema the final answer must satisfy; `None` takes any text.
+    pub answer_schema: Option<&'a Value>,
+    /// A check beyond the schema.
+    pub check: Option<&'a AnswerCheck>,
+    /// The limits.
+    pub limits: &'a Limits,
+}
+
+/// The text a compacted tool result is replaced with.
+pub const COMPACTED: &str = "[this tool result was removed to fit the context]";
 
 /// Limits of one run.
 #[derive(Debug, Clone, PartialEq)]
@@ -116,6 +177,11 @@ pub enum StopReason {
         /// Its message.
         message: String,
     },
+    /// The conversation does not fit the context even with every tool result compacted.
+    ContextFull {
+        /// The backend's message.
+        message: String,
+    },
 }
 
 /// One entry of the trace.
@@ -158,10 +224,17 @@ pub enum Step {
         /// The parser's message.
         error: String,
     },
-    /// A final answer that failed the schema, sent back.
+    /// A final answer that failed the schema or the task's check, sent back.
     AnswerRejected {
         /// The errors.
         errors: Vec<String>,
+    },
+    /// A tool result replaced by [`COMPACTED`] because the conversation did not fit.
+    Compacted {
+        /// Its index in the conversation.
+        message: usize,
+        /// Characters removed.
+        chars: usize,
     },
 }
 
@@ -182,14 +255,11 @@ pub struct RunOutcome {
     pub prompt_tokens: usize,
 }
 
-/// Runs one task: `messages` (system and user turns) with the tools in `registry` (already
-/// narrowed to the task's own), until an answer or a limit.
+/// Runs one task from `messages` (system and user turns) until an answer or a limit.
 pub async fn run(
     backend: &mut dyn Backend,
-    registry: &Registry,
+    task: &RunTask<'_>,
     messages: Vec<Message>,
-    answer_schema: Option<&Value>,
-    limits: &Limits,
 ) -> RunOutcome {
     let mut out = RunOutcome {
         stop: StopReason::MaxSteps,
@@ -199,7 +269,7 @@ pub async fn run(
         completion_tokens: 0,
         prompt_tokens: 0,
     };
-    let (stop, answer) = drive(backend, registry, answer_schema, limits, &mut out).await;
+    let (stop, answer) = drive(backend, task, &mut out).await;
     out.stop = stop;
     out.answer = answer;
     out
@@ -209,11 +279,15 @@ pub async fn run(
 /// stopped and the answer.
 async fn drive(
     backend: &mut dyn Backend,
-    registry: &Registry,
-    answer_schema: Option<&Value>,
-    limits: &Limits,
+    task: &RunTask<'_>,
     out: &mut RunOutcome,
 ) -> (StopReason, Option<Value>) {
+    let RunTask {
+        registry,
+        answer_schema,
+        check,
+        limits,
+    } = *task;
     let started = Instant::now();
     let specs = registry.specs();
     let validator = match answer_schema.map(|s| {
@@ -239,15 +313,33 @@ async fn drive(
             return (StopReason::MaxTokens, None);
         }
         let t = Instant::now();
-        let req = TurnRequest {
-            messages: &out.messages,
-            tools: &specs,
-            answer_schema,
-            max_tokens: left.min(limits.max_turn_tokens),
-        };
-        let turn = match backend.complete(&req) {
-            Ok(turn) => turn,
-            Err(message) => return (StopReason::BackendError { message }, None),
+        let turn = loop {
+            let req = TurnRequest {
+                messages: &out.messages,
+                tools: &specs,
+                answer_schema,
+                max_tokens: left.min(limits.max_turn_tokens),
+            };
+            match backend.complete(&req) {
+                Ok(turn) => break turn,
+                Err(e @ BackendError::ContextFull { .. }) => {
+                    // Explicit, traced compaction: the oldest tool result not yet compacted.
+                    let Some(i) = out
+                        .messages
+                        .iter()
+                        .position(|m| m.role == Role::Tool && m.content != COMPACTED)
+                    else {
+                        let message = e.to_string();
+                        return (StopReason::ContextFull { message }, None);
+                    };
+                    let chars = out.messages[i].content.chars().count();
+                    out.messages[i].content = COMPACTED.to_string();
+                    out.steps.push(Step::Compacted { message: i, chars });
+                }
+                Err(BackendError::Failed(message)) => {
+                    return (StopReason::BackendError { message }, None)
+                }
+            }
         };
         out.completion_tokens += turn.completion_tokens;
         out.prompt_tokens += turn.prompt_tokens;
@@ -311,10 +403,15 @@ async fn drive(
         };
         let errors = match serde_json::from_str::<Value>(strip_fence(&content)) {
             Ok(answer) => {
-                let errors: Vec<String> = v
+                let mut errors: Vec<String> = v
                     .iter_errors(&answer)
                     .map(|e| format!("{}: {e}", e.instance_path()))
                     .collect();
+                if errors.is_empty() {
+                    if let Some(check) = check {
+                        errors = check(&answer, &out.steps);
+                    }
+                }
                 if errors.is_empty() {
                     return (StopReason::Answered, Some(answer));
                 }
@@ -332,7 +429,7 @@ async fn drive(
         out.messages.push(Message::new(
             Role::User,
             format!(
-                "Your answer does not match the required JSON schema: {}. Answer again with JSON only.",
+                "Your answer was not accepted: {}. Answer again with JSON only.",
                 errors.join("; ")
             ),
         ));

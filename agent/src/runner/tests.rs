@@ -20,8 +20,25 @@ impl Script {
     }
 }
 
+/// The loop with the task spelled out, as the tests below use it.
+async fn run(
+    b: &mut dyn Backend,
+    registry: &Registry,
+    messages: Vec<Message>,
+    answer_schema: Option<&Value>,
+    limits: &Limits,
+) -> RunOutcome {
+    let task = RunTask {
+        registry,
+        answer_schema,
+        check: None,
+        limits,
+    };
+    super::run(b, &task, messages).await
+}
+
 impl Backend for Script {
-    fn complete(&mut self, req: &TurnRequest<'_>) -> Result<Turn, String> {
+    fn complete(&mut self, req: &TurnRequest<'_>) -> Result<Turn, BackendError> {
         self.asked.push(req.messages.len());
         let text = self.turns.pop().ok_or("script ran out")?;
         Ok(Turn {
@@ -152,9 +169,10 @@ async fn bad_answers_are_sent_back_then_the_run_stops() {
             .count(),
         3
     );
-    assert!(out.messages.iter().any(|m| m.role == Role::User
-        && m.content
-            .contains("does not match the required JSON schema")));
+    assert!(out
+        .messages
+        .iter()
+        .any(|m| m.role == Role::User && m.content.contains("Your answer was not accepted")));
 
     // Without a schema any text is the answer; a fenced JSON answer is read.
     let mut b = Script::new(&["Restart it."]);
@@ -279,4 +297,98 @@ async fn limits_stop_the_run() {
             message: "script ran out".into()
         }
     );
+}
+
+/// Reports a full context while any tool result is still in full, or always.
+struct Tight {
+    inner: Script,
+    always: bool,
+}
+
+impl Backend for Tight {
+    fn complete(&mut self, req: &TurnRequest<'_>) -> Result<Turn, BackendError> {
+        let full = req
+            .messages
+            .iter()
+            .any(|m| m.role == Role::Tool && m.content != COMPACTED);
+        if self.always || full {
+            return Err(BackendError::ContextFull {
+                needed: 9000,
+                limit: 8192,
+            });
+        }
+        self.inner.complete(req)
+    }
+}
+
+#[tokio::test]
+async fn an_overflowing_conversation_compacts_the_oldest_tool_result_and_says_so() {
+    let mut b = Tight {
+        inner: Script::new(&[
+            "<|tool_call_start|>[lookup_host(host=\"db-1\")]<|tool_call_end|>",
+            "{\"team\": \"dba\"}",
+        ]),
+        always: false,
+    };
+    // The first turn has no tool result yet, so it fits; the second needs the compaction.
+    let out = run(
+        &mut b,
+        &registry(),
+        start(),
+        Some(&schema()),
+        &Limits::default(),
+    )
+    .await;
+    assert_eq!(out.stop, StopReason::Answered, "{:#?}", out.steps);
+    let compacted: Vec<&Step> = out
+        .steps
+        .iter()
+        .filter(|s| matches!(s, Step::Compacted { .. }))
+        .collect();
+    assert_eq!(
+        compacted,
+        [&Step::Compacted {
+            message: 3,
+            chars: r#"{"owner":"team-db-1"}"#.len()
+        }]
+    );
+    assert_eq!(out.messages[3].content, COMPACTED);
+    assert_eq!(out.messages[0].content, "You triage tickets.");
+
+    // Nothing left to compact: the run stops and says why; the system turn is untouched.
+    let mut b = Tight {
+        inner: Script::new(&["{\"team\": \"dba\"}"]),
+        always: true,
+    };
+    let out = run(&mut b, &registry(), start(), None, &Limits::default()).await;
+    assert!(
+        matches!(&out.stop, StopReason::ContextFull { message } if message.contains("8192")),
+        "{:?}",
+        out.stop
+    );
+    assert_eq!(out.messages, start());
+}
+
+#[tokio::test]
+async fn the_task_check_sends_a_schema_valid_answer_back() {
+    let mut b = Script::new(&["{\"team\": \"made-up\"}", "{\"team\": \"team-db-1\"}"]);
+    let check = |answer: &Value, _: &[Step]| -> Vec<String> {
+        if answer["team"] == "made-up" {
+            vec!["/team: not a team any tool returned".to_string()]
+        } else {
+            Vec::new()
+        }
+    };
+    let task = RunTask {
+        registry: &registry(),
+        answer_schema: Some(&schema()),
+        check: Some(&check),
+        limits: &Limits::default(),
+    };
+    let out = super::run(&mut b, &task, start()).await;
+    assert_eq!(out.answer, Some(json!({"team": "team-db-1"})));
+    assert!(out
+        .steps
+        .iter()
+        .any(|s| matches!(s, Step::AnswerRejected { errors } if errors[0].contains("not a team"))));
 }

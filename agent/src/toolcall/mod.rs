@@ -71,7 +71,7 @@ pub fn parse_message(text: &str, known: &dyn Fn(&str) -> bool) -> ParsedMessage 
             Ok(calls) => out.calls.extend(calls),
             Err(why) => out.errors.push(format!(
                 "could not parse tool call `{}`: {why}",
-                body.trim()
+                shorten(body.trim(), 200)
             )),
         }
         rest = next;
@@ -88,6 +88,15 @@ pub fn parse_message(text: &str, known: &dyn Fn(&str) -> bool) -> ParsedMessage 
     }
     out.content = content.trim().to_string();
     out
+}
+
+/// `s` cut to at most `max` characters, with `…` where it was cut (errors quote the model's
+/// text back to it; a runaway call must not flood the context).
+fn shorten(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
 }
 
 /// Parses the body of a call region: a Python-like list (or a single call), or JSON.

@@ -30,7 +30,7 @@ impl SearchDocs {
                 json!({
                     "type": "object",
                     "properties": {
-                        "query": {"type": "string", "minLength": 1, "description": "What to look for, in plain words."},
+                        "query": {"type": "string", "minLength": 1, "maxLength": 300, "description": "What to look for, in plain words."},
                         "k": {"type": "integer", "minimum": 1, "maximum": 20, "description": "How many passages (default 5)."},
                         "path": {"type": "string", "description": "Only files whose path matches this glob, e.g. **/network/*.md"},
                         "type": {"type": "string", "enum": kinds, "description": "Only files of this type."}
@@ -101,8 +101,8 @@ impl ReadDoc {
                 json!({
                     "type": "object",
                     "properties": {
-                        "id": {"type": "string", "description": "A passage id from search_docs, e.g. docs/vpn.md#3"},
-                        "path": {"type": "string", "description": "An indexed file's path, as search_docs reports it."},
+                        "id": {"type": "string", "maxLength": 400, "description": "A passage id from search_docs, e.g. docs/vpn.md#3"},
+                        "path": {"type": "string", "maxLength": 400, "description": "An indexed file's path, as search_docs reports it."},
                         "start_line": {"type": "integer", "minimum": 1},
                         "end_line": {"type": "integer", "minimum": 1}
                     },

@@ -1,0 +1,403 @@
+//! [`EngineBackend`]: the embedded engine as the loop's [`Backend`].
+//!
+//! One turn:
+//!
+//! ```text
+//! render messages + tools with the model's chat template -> ids
+//! restore the longest saved point whose tokens begin ids; prefill only the rest
+//! thinking (budget > 0): "<think>" if the model did not write it, free sampling with the
+//!     end tokens masked, until "</think>" or the budget (then "</think>" is appended)
+//! body: under a schema, the grammar "tool call | answer" (grammar.rs);
+//!       without one, free text until "<|tool_call_start|>", then the call-list grammar
+//! ```
+//!
+//! The session is kept across turns and runs. Points saved: the end of the system turn (the
+//! task's instructions and tool list, shared by every run of a task: prefix caching), and the
+//! end of each turn's prompt and generation. A saved point is used only when its tokens are
+//! a prefix of the new prompt's, so reuse never changes what the model sees. A prompt that
+//! extends the previous prompt and its generation keeps the generated tokens as they were
+//! drawn (not re-tokenized), so the second turn of a run prefills only the tool results. The
+//! LFM2.5 template drops the thinking of every assistant turn but the last, so from the third
+//! turn on the conversation diverges at the previous turn: that is re-prefilled from the
+//! saved point before it.
+
+use std::sync::Arc;
+
+use lfm_engine::constraint::{ConstraintCompiler, ConstraintSpec, GrammarMatcher};
+use lfm_engine::folder::LoadedModel;
+use lfm_engine::model::Logits;
+use lfm_engine::sampling::{Sampler, SamplingParams};
+use lfm_engine::session::{Session, Snapshot};
+use lfm_engine::text::{Message, Role, Tokenizer};
+use serde_json::Value;
+
+use super::grammar;
+use crate::runner::{Backend, BackendError, Turn, TurnRequest};
+use crate::toolcall::CALL_START;
+
+/// Saved points kept besides the system turn's.
+const KEEP_POINTS: usize = 4;
+
+/// How the engine backend decodes.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Most thinking tokens per turn; 0 skips thinking (an Instruct model).
+    pub think_budget: usize,
+    /// Sampling.
+    pub sampling: SamplingParams,
+    /// Session context in tokens.
+    pub context: usize,
+    /// Prefill chunk.
+    pub prefill_chunk: usize,
+}
+
+/// The embedded engine.
+pub struct EngineBackend {
+    model: Arc<LoadedModel>,
+    compiler: ConstraintCompiler,
+    session: Session,
+    opts: EngineOptions,
+    stop_tokens: Vec<u32>,
+    /// The last system turn's tokens and, once prefilled, the point after them.
+    system: Option<(Vec<u32>, Option<Snapshot>)>,
+    points: Vec<Snapshot>,
+    /// The last turn's prompt text with its generated text, and their exact tokens: a next
+    /// prompt that extends that text is tokenized as those tokens plus its new text, so the
+    /// session's state for them is reused even where re-tokenizing the generated text would
+    /// split it differently.
+    last: Option<(String, Vec<u32>)>,
+    sampler: Sampler,
+}
+
+fn failed(what: &str, e: impl std::fmt::Display) -> BackendError {
+    BackendError::Failed(format!("{what}: {e}"))
+}
+
+impl EngineBackend {
+    /// A backend over a loaded model (which needs a tokenizer).
+    pub fn new(model: Arc<LoadedModel>, opts: EngineOptions) -> Result<Self, String> {
+        if model.tokenizer.is_none() {
+            return Err(format!(
+                "{}: no tokenizer; the agent needs tokenizer.json or a GGUF with tokenizer.ggml.* keys",
+                model.dir.display()
+            ));
+        }
+        model.template().map_err(|e| e.to_string())?;
+        let compiler = model.constraint_compiler().map_err(|e| e.to_string())?;
+        let session = Session::new(model.model.clone(), opts.context).map_err(|e| e.to_string())?;
+        let sampler = Sampler::new(opts.sampling.clone()).map_err(|e| e.to_string())?;
+        Ok(EngineBackend {
+            stop_tokens: model.stop_tokens(),
+            model,
+            compiler,
+            session,
+            opts,
+            system: None,
+            points: Vec::new(),
+            last: None,
+            sampler,
+        })
+    }
+
+    fn tokenizer(&self) -> &Tokenizer {
+        // Checked in `new`.
+        self.model
+            .tokenizer
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("checked when the backend was built"))
+    }
+
+    fn encode(&self, text: &str) -> Result<Vec<u32>, BackendError> {
+        self.tokenizer()
+            .encode(text)
+            .map_err(|e| failed("tokenizing", e))
+    }
+
+    /// Brings the session to the end of `ids`: restores the best saved point and prefills
+    /// the rest. Returns the logits after the last token and how many tokens were prefilled.
+    fn prefill(
+        &mut self,
+        ids: &[u32],
+        system_len: usize,
+    ) -> Result<(Vec<f32>, usize), BackendError> {
+        let mut candidates: Vec<&Snapshot> = self
+            .points
+            .iter()
+            .chain(self.system.as_ref().and_then(|(_, s)| s.as_ref()))
+            .filter(|s| s.tokens().len() < ids.len() && ids.starts_with(s.tokens()))
+            .collect();
+        candidates.sort_by_key(|s| std::cmp::Reverse(s.tokens().len()));
+        let mut start = None;
+        for s in candidates {
+            if self.session.restore(s).is_ok() {
+                start = Some(s.tokens().len());
+                break;
+            }
+        }
+        let start = match start {
+            Some(n) => n,
+            None => {
+                self.session
+                    .reset()
+                    .map_err(|e| failed("resetting the session", e))?;
+                0
+            }
+        };
+        let chunk = self.opts.prefill_chunk;
+        // Save the end of the system turn when this prefill crosses it.
+        if system_len > start && system_len < ids.len() {
+            self.session
+                .prefill(&ids[start..system_len], chunk)
+                .map_err(|e| failed("prefill", e))?;
+            let snap = self.session.snapshot();
+            if let Some((_, s)) = &mut self.system {
+                *s = Some(snap);
+            }
+            let logits = self
+                .session
+                .prefill(&ids[system_len..], chunk)
+                .map_err(|e| failed("prefill", e))?;
+            return Ok((logits, ids.len() - start));
+        }
+        let logits = self
+            .session
+            .prefill(&ids[start..], chunk)
+            .map_err(|e| failed("prefill", e))?;
+        Ok((logits, ids.len() - start))
+    }
+
+    /// Tokens of the system turn alone (instructions and tool list), when they begin `ids`.
+    fn system_prefix(
+        &mut self,
+        messages: &[Message],
+        tools: &[Value],
+        ids: &[u32],
+    ) -> Result<usize, BackendError> {
+        if messages.first().map(|m| m.role) != Some(Role::System) {
+            return Ok(0);
+        }
+        let text = self
+            .model
+            .template()
+            .and_then(|t| t.render(&messages[..1], tools, false))
+            .map_err(|e| failed("rendering the system turn", e))?;
+        let prefix = self.encode(&text)?;
+        if !ids.starts_with(&prefix) {
+            return Ok(0);
+        }
+        if self.system.as_ref().map(|(t, _)| t) != Some(&prefix) {
+            // A new system turn: its point is saved by the prefill that crosses it.
+            self.system = Some((prefix.clone(), None));
+        }
+        Ok(prefix.len())
+    }
+}
+
+/// Where a turn's decoding is.
+struct Decoder<'a> {
+    session: &'a mut Session,
+    sampler: &'a mut Sampler,
+    stop_tokens: &'a [u32],
+    logits: Vec<f32>,
+    out: Vec<u32>,
+    budget: usize,
+}
+
+impl Decoder<'_> {
+    fn left(&self) -> usize {
+        self.budget.saturating_sub(self.out.len())
+    }
+
+    /// Appends tokens the turn must contain (one forward pass).
+    fn force(&mut self, tokens: &[u32]) -> Result<(), BackendError> {
+        if tokens.is_empty() {
+            return Ok(());
+        }
+        let l = self
+            .session
+            .forward(tokens, Logits::Last)
+            .map_err(|e| failed("decode", e))?;
+        self.logits = l
+            .flatten_all()
+            .and_then(|t| t.to_vec1())
+            .map_err(|e| failed("decode", e))?;
+        self.out.extend_from_slice(tokens);
+        Ok(())
+    }
+
+    /// Draws a token (the end tokens masked when `no_end`); does not run it.
+    fn draw(&mut self, no_end: bool) -> Result<u32, BackendError> {
+        if no_end {
+            for &t in self.stop_tokens {
+                if let Some(l) = self.logits.get_mut(t as usize) {
+                    *l = f32::NEG_INFINITY;
+                }
+            }
+        }
+        self.sampler
+            .sample(&self.logits, self.session.tokens())
+            .map_err(|e| failed("sampling", e))
+    }
+
+    /// Runs a drawn token.
+    fn push(&mut self, token: u32) -> Result<(), BackendError> {
+        self.out.push(token);
+        self.logits = self
+            .session
+            .decode(token)
+            .map_err(|e| failed("decode", e))?;
+        Ok(())
+    }
+
+    /// Decodes under `m` until it completes, an end token, or the budget.
+    fn constrained(&mut self, m: &mut GrammarMatcher) -> Result<(), BackendError> {
+        let gf = |e: lfm_engine::Error| failed("constraint", e);
+        while self.left() > 0 && !m.is_stopped() {
+            let mut forced = m.forced_tokens();
+            if !forced.is_empty() {
+                forced.truncate(self.left());
+                for &t in &forced {
+                    m.accept(t).map_err(gf)?;
+                }
+                self.force(&forced)?;
+                continue;
+            }
+            m.mask_logits(&mut self.logits).map_err(gf)?;
+            let t = self.draw(false)?;
+            if self.stop_tokens.contains(&t) {
+                break;
+            }
+            m.accept(t).map_err(gf)?;
+            if m.is_stopped() || self.left() == 1 {
+                self.out.push(t);
+                break;
+            }
+            self.push(t)?;
+        }
+        Ok(())
+    }
+}
+
+impl Backend for EngineBackend {
+    fn complete(&mut self, req: &TurnRequest<'_>) -> Result<Turn, BackendError> {
+        let tools: Vec<Value> = req
+            .tools
+            .iter()
+            .map(|s| serde_json::to_value(s).map_err(|e| failed("tool spec", e)))
+            .collect::<Result<_, _>>()?;
+        let prompt = self
+            .model
+            .template()
+            .and_then(|t| t.render(req.messages, &tools, true))
+            .map_err(|e| failed("rendering the conversation", e))?;
+        let ids = match &self.last {
+            Some((text, ids)) if prompt.starts_with(text.as_str()) => {
+                let mut ids = ids.clone();
+                ids.extend(self.encode(&prompt[text.len()..])?);
+                ids
+            }
+            _ => self.encode(&prompt)?,
+        };
+        if ids.is_empty() {
+            return Err(failed("rendering the conversation", "no tokens"));
+        }
+        let needed = ids.len() + req.max_tokens;
+        if needed > self.session.context() {
+            return Err(BackendError::ContextFull {
+                needed,
+                limit: self.session.context(),
+            });
+        }
+        let system_len = self.system_prefix(req.messages, &tools, &ids)?;
+        let (logits, prefilled) = self.prefill(&ids, system_len)?;
+        let prompt_point = self.session.snapshot();
+
+        let think = self.opts.think_budget;
+        let think_start = self.encode("<think>")?;
+        let think_end = self.encode("</think>")?;
+        let body_grammar = grammar::body(req.tools, req.answer_schema)
+            .map_err(|e| failed("the answer schema", e))?;
+        let tok = self.tokenizer().clone();
+        let mut d = Decoder {
+            session: &mut self.session,
+            sampler: &mut self.sampler,
+            stop_tokens: &self.stop_tokens,
+            logits,
+            out: Vec::new(),
+            budget: req.max_tokens,
+        };
+        if think > 0 && d.left() > think_start.len() + think_end.len() {
+            if !prompt.trim_end().ends_with("<think>") {
+                d.force(&think_start)?;
+            }
+            let opened = d.out.len();
+            loop {
+                if d.out.len() - opened >= think || d.left() <= think_end.len() {
+                    d.force(&think_end)?;
+                    break;
+                }
+                let t = d.draw(true)?;
+                d.push(t)?;
+                let tail = &d.out[opened..];
+                if tail.ends_with(&think_end) {
+                    break;
+                }
+                let recent = &tail[tail.len().saturating_sub(8)..];
+                if tok.decode(recent).is_ok_and(|s| s.contains("</think>")) {
+                    break;
+                }
+            }
+        }
+        match body_grammar {
+            Some(g) => {
+                let mut m = self
+                    .compiler
+                    .compile(&ConstraintSpec::Lark(g))
+                    .map_err(|e| failed("compiling the turn grammar", e))?;
+                d.constrained(&mut m)?;
+            }
+            None => {
+                // Free text; a call, once opened, is constrained.
+                let call_start = tok
+                    .encode(CALL_START)
+                    .map_err(|e| failed("tokenizing", e))?;
+                let from = d.out.len();
+                while d.left() > 0 {
+                    let t = d.draw(false)?;
+                    if d.stop_tokens.contains(&t) {
+                        break;
+                    }
+                    d.push(t)?;
+                    let body = tok.decode(&d.out[from..]).unwrap_or_default();
+                    if !req.tools.is_empty()
+                        && (d.out.ends_with(&call_start) || body.ends_with(CALL_START))
+                    {
+                        let g = grammar::call_only(req.tools)
+                            .map_err(|e| failed("the tool schemas", e))?;
+                        let mut m = self
+                            .compiler
+                            .compile(&ConstraintSpec::Lark(g))
+                            .map_err(|e| failed("compiling the call grammar", e))?;
+                        d.constrained(&mut m)?;
+                        break;
+                    }
+                }
+            }
+        }
+        let out = std::mem::take(&mut d.out);
+        let text = tok.decode(&out).map_err(|e| failed("decoding", e))?;
+        let after = self.session.snapshot();
+        self.points.push(prompt_point);
+        self.points.push(after);
+        let excess = self.points.len().saturating_sub(KEEP_POINTS);
+        self.points.drain(..excess);
+        let mut all = ids;
+        all.extend_from_slice(&out);
+        self.last = Some((format!("{prompt}{text}"), all));
+        Ok(Turn {
+            text,
+            prompt_tokens: prefilled,
+            completion_tokens: out.len(),
+        })
+    }
+}

@@ -1,0 +1,294 @@
+//! What the task commands share: the config file and the flags that override it, and the
+//! [`Agent`] they build from both (models, tools, traces).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use lfm_agent::backend::{EngineBackend, EngineOptions, PlannerWriter};
+use lfm_agent::config::Config;
+use lfm_agent::runner::{run, Backend, RunOutcome, RunTask};
+use lfm_agent::trace::{RunMeta, TraceStore};
+use lfm_engine::folder::{ComputeDtype, LoadOptions, LoadedModel};
+use lfm_engine::sampling::SamplingParams;
+use lfm_engine::text::Message;
+use lfm_prompts::{Prompts, Task};
+use lfm_retrieval::{EstimateCounter, IndexOptions, Indexer, Retriever};
+use lfm_tools::builtin::{CommandTool, CurrentTime, ReadDoc, SearchDocs, SqlQuery};
+use lfm_tools::{CallLimits, Registry, ToolSpec};
+use serde_json::Value;
+
+/// Config and overrides.
+#[derive(Debug, Clone, Args)]
+pub struct AgentArgs {
+    /// Config file (default: ./lfm-agent.toml when it exists).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The model (HF folder or GGUF file); overrides `model.path`.
+    #[arg(long, value_name = "DIR")]
+    pub model: Option<PathBuf>,
+    /// A second model that writes final answers; overrides `model.writer`.
+    #[arg(long, value_name = "DIR")]
+    pub writer: Option<PathBuf>,
+    /// Thinking tokens per turn (0: none); overrides `model.think_budget`.
+    #[arg(long, value_name = "N")]
+    pub think_budget: Option<usize>,
+    /// Session context in tokens; overrides `model.ctx`.
+    #[arg(long, value_name = "N")]
+    pub ctx: Option<usize>,
+    /// Sampling seed; overrides `model.seed`.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Sampling temperature; overrides `model.temperature`.
+    #[arg(long)]
+    pub temperature: Option<f32>,
+    /// Index folder; overrides `index.path`.
+    #[arg(long, value_name = "DIR")]
+    pub index: Option<PathBuf>,
+    /// Trace database; overrides `traces.path`.
+    #[arg(long, value_name = "FILE")]
+    pub traces: Option<PathBuf>,
+    /// Most model turns per run; overrides `limits.max_steps`.
+    #[arg(long, value_name = "N")]
+    pub max_steps: Option<usize>,
+    /// Most generated tokens per run; overrides `limits.max_tokens`.
+    #[arg(long, value_name = "N")]
+    pub max_tokens: Option<usize>,
+    /// Most tokens per model turn; overrides `limits.max_turn_tokens`.
+    #[arg(long, value_name = "N")]
+    pub max_turn_tokens: Option<usize>,
+}
+
+impl AgentArgs {
+    /// The config with the flags applied.
+    pub fn config(&self) -> Result<Config> {
+        let mut c = Config::load(self.config.as_deref())?;
+        if let Some(m) = &self.model {
+            c.model.path = Some(m.clone());
+        }
+        if let Some(w) = &self.writer {
+            c.model.writer = Some(w.clone());
+        }
+        macro_rules! over {
+            ($($flag:ident => $($field:ident).+),* $(,)?) => {
+                $(if let Some(v) = &self.$flag { c.$($field).+ = v.clone().into(); })*
+            };
+        }
+        over!(think_budget => model.think_budget, ctx => model.ctx, seed => model.seed,
+              temperature => model.temperature, index => index, traces => traces,
+              max_steps => limits.max_steps, max_tokens => limits.max_tokens,
+              max_turn_tokens => limits.max_turn_tokens);
+        for (flag, v) in [
+            ("--max-steps", c.limits.max_steps),
+            ("--max-tokens", c.limits.max_tokens),
+            ("--max-turn-tokens", c.limits.max_turn_tokens),
+            ("--ctx", c.model.ctx.unwrap_or(1)),
+        ] {
+            if v == 0 {
+                bail!("{flag}: must be at least 1");
+            }
+        }
+        Ok(c)
+    }
+}
+
+/// Everything a task run needs.
+pub struct Agent {
+    pub config: Config,
+    pub backend: Box<dyn Backend>,
+    /// `path` of the model, for traces.
+    pub model_name: String,
+    pub synthetic: bool,
+    pub traces: TraceStore,
+    /// Every tool available (a task gets its own view).
+    pub tools: Registry,
+    pub retriever: Option<Arc<Retriever>>,
+    /// Token counting with the planner's tokenizer.
+    pub counter: Arc<dyn Fn(&str) -> usize + Send + Sync>,
+    pub context: usize,
+}
+
+fn load_model(path: &Path, dtype: &str) -> Result<Arc<LoadedModel>> {
+    let dtype: ComputeDtype = dtype.parse().context("model.dtype")?;
+    let m = LoadedModel::load(path, &LoadOptions { dtype })
+        .with_context(|| format!("loading model from {}", path.display()))?;
+    Ok(Arc::new(m))
+}
+
+impl Agent {
+    /// Loads the models, opens the index (when `docs` are given they are indexed first,
+    /// incrementally), builds the tools and opens the trace store.
+    pub fn build(config: Config, docs: &[PathBuf]) -> Result<Agent> {
+        let mc = &config.model;
+        let Some(path) = &mc.path else {
+            bail!("no model: pass --model DIR or set model.path in lfm-agent.toml (`lfm-agent demo` makes a synthetic one)");
+        };
+        let dtype = mc.dtype.clone().unwrap_or_else(|| "auto".into());
+        let planner = load_model(path, &dtype)?;
+        let synthetic = planner.model.config().synthetic;
+        let max = planner.model.config().max_position_embeddings;
+        let context = mc.ctx.unwrap_or(16384).min(max);
+        let sampling = |m: &LoadedModel| {
+            let d = m.generation.sampling();
+            SamplingParams {
+                temperature: mc.temperature.unwrap_or(d.temperature),
+                top_k: mc.top_k.or(d.top_k),
+                top_p: mc.top_p.or(d.top_p),
+                min_p: mc.min_p.or(d.min_p),
+                repetition_penalty: mc.repetition_penalty.unwrap_or(d.repetition_penalty),
+                seed: mc.seed.unwrap_or(0),
+            }
+        };
+        let opts = |m: &LoadedModel, think| EngineOptions {
+            think_budget: think,
+            sampling: sampling(m),
+            context,
+            prefill_chunk: 512,
+        };
+        let think = mc.think_budget.unwrap_or(256);
+        let tok = planner.tokenizer.clone();
+        let counter: Arc<dyn Fn(&str) -> usize + Send + Sync> = match tok {
+            Some(t) => Arc::new(move |s: &str| t.encode(s).map_or(s.len() / 3 + 1, |v| v.len())),
+            None => Arc::new(|s: &str| s.len() / 3 + 1),
+        };
+        let planner_backend = EngineBackend::new(planner.clone(), opts(&planner, think))
+            .map_err(anyhow::Error::msg)
+            .with_context(|| format!("model {}", path.display()))?;
+        let backend: Box<dyn Backend> = match &mc.writer {
+            None => Box::new(planner_backend),
+            Some(w) => {
+                let writer = load_model(w, &dtype)?;
+                let wb = EngineBackend::new(writer.clone(), opts(&writer, 0))
+                    .map_err(anyhow::Error::msg)
+                    .with_context(|| format!("model {}", w.display()))?;
+                Box::new(PlannerWriter {
+                    planner: planner_backend,
+                    writer: wb,
+                })
+            }
+        };
+        let retriever = open_index(&config.index, docs)?;
+        let tools = build_tools(&config, retriever.clone())?;
+        let traces = TraceStore::open(&config.traces)
+            .map_err(anyhow::Error::msg)
+            .context("opening the trace database")?;
+        Ok(Agent {
+            model_name: path.display().to_string(),
+            synthetic,
+            backend,
+            traces,
+            tools,
+            retriever,
+            counter,
+            context,
+            config,
+        })
+    }
+
+    /// The prompts of `task` (the config's override folder, else built in).
+    pub fn prompts(&self, task: Task) -> Result<Prompts> {
+        Ok(match &self.config.prompts {
+            Some(dir) => Prompts::from_dir(dir, task)?,
+            None => Prompts::builtin(task),
+        })
+    }
+
+    /// The registry a task may use: exactly its declared tools (narrowed further to the most
+    /// relevant for `request` when there are many). Nothing a run reads can widen it.
+    pub fn task_tools(&self, names: &[String], request: &str) -> Result<Registry> {
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let own = self
+            .tools
+            .only(&names)
+            .context("the task's tools (tasks.NAME.tools in lfm-agent.toml)")?;
+        Ok(own.relevant(request, self.config.offer_tools, &[]))
+    }
+
+    /// Runs one task input through the loop and records its trace; returns the outcome and
+    /// the run id.
+    pub async fn run(
+        &mut self,
+        task: &str,
+        input: &str,
+        run_task: &RunTask<'_>,
+        messages: Vec<Message>,
+    ) -> Result<(RunOutcome, i64)> {
+        let started_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let t = Instant::now();
+        let out = run(self.backend.as_mut(), run_task, messages).await;
+        let meta = RunMeta {
+            task: task.to_string(),
+            model: self.model_name.clone(),
+            input: input.to_string(),
+            started_ms,
+            wall_ms: t.elapsed().as_millis() as i64,
+        };
+        let id = self
+            .traces
+            .record(&meta, &out)
+            .map_err(anyhow::Error::msg)
+            .context("recording the trace")?;
+        Ok((out, id))
+    }
+}
+
+/// Opens the index at `dir`, indexing `docs` into it first when given.
+fn open_index(dir: &Path, docs: &[PathBuf]) -> Result<Option<Arc<Retriever>>> {
+    if !docs.is_empty() {
+        let mut w = Indexer::open(dir, IndexOptions::default(), Arc::new(EstimateCounter))
+            .with_context(|| format!("index {}", dir.display()))?;
+        let summary = w.update(docs, &|_| {})?;
+        w.finish()?;
+        eprintln!("indexed {}: {summary}", dir.display());
+    }
+    if !dir.join("meta.json").exists() {
+        return Ok(None);
+    }
+    let r = Retriever::open(dir).with_context(|| format!("index {}", dir.display()))?;
+    Ok(Some(Arc::new(r)))
+}
+
+fn build_tools(c: &Config, retriever: Option<Arc<Retriever>>) -> Result<Registry> {
+    let mut reg = Registry::new().with_limits(CallLimits {
+        timeout: c.tool_timeout,
+        max_output_chars: c.tool_output_chars,
+    });
+    reg.register(Arc::new(CurrentTime::new()?))?;
+    if let Some(r) = retriever {
+        reg.register(Arc::new(SearchDocs::new(r.clone())?))?;
+        reg.register(Arc::new(ReadDoc::new(r)?))?;
+    }
+    if let Some(db) = &c.sql_db {
+        let tool = SqlQuery::new(db, c.sql_max_rows, c.tool_timeout)
+            .with_context(|| format!("tools.sql_db {}", db.display()))?;
+        reg.register(Arc::new(tool))?;
+    }
+    for cmd in &c.commands {
+        let params: Value = serde_json::from_str(&cmd.parameters)
+            .with_context(|| format!("tools.command `{}` parameters", cmd.name))?;
+        let spec = ToolSpec::new(&cmd.name, cmd.description.clone(), params)
+            .with_context(|| format!("tools.command `{}`", cmd.name))?;
+        let tool = CommandTool::new(spec, &cmd.program, cmd.args.clone(), &c.allow_programs)
+            .with_context(|| format!("tools.command `{}`", cmd.name))?;
+        reg.register(Arc::new(tool))
+            .with_context(|| format!("tools.command `{}`", cmd.name))?;
+    }
+    Ok(reg)
+}
+
+/// Reads a JSON schema file, naming it in errors.
+pub fn read_schema(path: &Path, flag: &str) -> Result<Value> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("{flag} {}: cannot read", path.display()))?;
+    let v: Value = serde_json::from_str(&text)
+        .with_context(|| format!("{flag} {}: not JSON", path.display()))?;
+    jsonschema::options()
+        .with_draft(jsonschema::Draft::Draft202012)
+        .build(&v)
+        .map_err(|e| anyhow::anyhow!("{flag} {}: not a valid JSON Schema: {e}", path.display()))?;
+    Ok(v)
+}

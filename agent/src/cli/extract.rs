@@ -1,0 +1,165 @@
+//! `lfm-agent extract --schema event.json app.log --out events.jsonl`: the log cut into
+//! windows that fit the context, each window's events extracted under the schema, one
+//! validated record per line.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use lfm_agent::runner::{RunTask, StopReason};
+use lfm_agent::tasks::logsplit;
+use lfm_agent::tasks::tickets::Output;
+use lfm_engine::text::{Message, Role};
+use lfm_prompts::Task;
+use serde_json::{json, Value};
+
+use super::agent_args::{read_schema, Agent, AgentArgs};
+
+#[derive(Debug, Args)]
+pub struct ExtractArgs {
+    /// The log file.
+    pub log: PathBuf,
+    /// JSON Schema of one event.
+    #[arg(long, value_name = "FILE")]
+    pub schema: PathBuf,
+    /// Output JSONL (one event per line); windows already in it are skipped.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// Log tokens per window (default: a quarter of the context).
+    #[arg(long, value_name = "N")]
+    pub window_tokens: Option<usize>,
+    #[command(flatten)]
+    pub agent: AgentArgs,
+}
+
+/// What an extract run did.
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub windows: usize,
+    pub skipped: usize,
+    pub events: usize,
+    pub failed: Vec<(String, String)>,
+    pub secs: f64,
+}
+
+pub fn run(a: ExtractArgs) -> Result<()> {
+    let config = a.agent.config()?;
+    let mut agent = Agent::build(config, &[])?;
+    let s = extract(&mut agent, &a.log, &a.schema, &a.out, a.window_tokens)?;
+    println!(
+        "extracted {} events from {} windows of {} ({} windows already done, {} failed) in {:.1} s -> {}",
+        s.events,
+        s.windows - s.skipped,
+        a.log.display(),
+        s.skipped,
+        s.failed.len(),
+        s.secs,
+        a.out.display()
+    );
+    for (w, why) in &s.failed {
+        println!("  failed lines {w}: {why} (rerun to retry)");
+    }
+    Ok(())
+}
+
+pub fn extract(
+    agent: &mut Agent,
+    log: &Path,
+    schema_path: &Path,
+    out: &Path,
+    window_tokens: Option<usize>,
+) -> Result<Summary> {
+    let event = read_schema(schema_path, "--schema")?;
+    // The model returns a window's events as one object; each event is then a record.
+    let schema = json!({
+        "type": "object",
+        "properties": {"events": {"type": "array", "items": event, "maxItems": 64}},
+        "required": ["events"],
+        "additionalProperties": false
+    });
+    let prompts = agent.prompts(Task::Extract)?;
+    let system = prompts.render_system(&[("schema", &event.to_string())])?;
+    let bytes = std::fs::read(log).with_context(|| format!("{}: cannot read", log.display()))?;
+    let text = String::from_utf8_lossy(&bytes);
+    let budget = window_tokens.unwrap_or(agent.context / 4).max(16);
+    let counter = agent.counter.clone();
+    let windows = logsplit::split(&text, budget, &|s| counter(s));
+    // A window is done when its marker record is in the output; events carry their window.
+    let mut output = Output::open(out, &|v| {
+        (v["done"] == true)
+            .then(|| v["window"].as_str().map(str::to_string))
+            .flatten()
+    })?;
+    let name = log.display().to_string();
+    let registry = agent.task_tools(&agent.config.extract.tools.clone(), "")?;
+    let limits = agent.config.limits.clone();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let started = Instant::now();
+    let mut s = Summary {
+        windows: windows.len(),
+        ..Summary::default()
+    };
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(windows.len() as u64),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    for w in &windows {
+        let key = format!("{}-{}", w.first_line, w.last_line);
+        bar.inc(1);
+        if output.done.contains(&key) {
+            s.skipped += 1;
+            continue;
+        }
+        let user = prompts.render_user(&[
+            ("first_line", &w.first_line.to_string()),
+            ("last_line", &w.last_line.to_string()),
+            ("file", &name),
+            ("lines", &w.text),
+        ])?;
+        let task = RunTask {
+            registry: &registry,
+            answer_schema: Some(&schema),
+            check: None,
+            limits: &limits,
+        };
+        let messages = vec![
+            Message::new(Role::System, system.clone()),
+            Message::new(Role::User, user),
+        ];
+        let input = format!("{name}:{key}");
+        let (outcome, run_id) = rt.block_on(agent.run("extract", &input, &task, messages))?;
+        match (&outcome.stop, outcome.answer) {
+            (StopReason::Answered, Some(Value::Object(mut a))) => {
+                let events = match a.remove("events") {
+                    Some(Value::Array(e)) => e,
+                    _ => Vec::new(),
+                };
+                let mut lines: Vec<Value> = events
+                    .iter()
+                    .enumerate()
+                    .map(|(i, e)| json!({"window": key, "event": i, "run": run_id, "record": e}))
+                    .collect();
+                // The window's end marker: only it marks the window done for a rerun.
+                lines.push(
+                    json!({"window": key, "done": true, "events": events.len(), "run": run_id}),
+                );
+                output.append(&lines)?;
+                s.events += events.len();
+            }
+            (stop, _) => {
+                let why = serde_json::to_value(stop)
+                    .ok()
+                    .and_then(|v| v["reason"].as_str().map(str::to_string))
+                    .unwrap_or_default();
+                s.failed.push((key, format!("{why} (run {run_id})")));
+            }
+        }
+    }
+    bar.finish_and_clear();
+    s.secs = started.elapsed().as_secs_f64();
+    Ok(s)
+}

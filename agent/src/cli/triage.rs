@@ -1,0 +1,166 @@
+//! `lfm-agent triage TICKETS --docs DIR --out triaged.jsonl`: one record per ticket, under
+//! the triage schema (or the user's), resumable.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use lfm_agent::runner::{RunTask, StopReason};
+use lfm_agent::tasks::tickets::{self, Output};
+use lfm_engine::text::{Message, Role};
+use lfm_prompts::Task;
+use serde_json::{json, Value};
+
+use super::agent_args::{read_schema, Agent, AgentArgs};
+
+#[derive(Debug, Args)]
+pub struct TriageArgs {
+    /// Tickets: JSONL (one object per line) or CSV/TSV with a header row.
+    pub tickets: PathBuf,
+    /// Docs folders to index (incrementally) and search; default `index.docs` of the config.
+    #[arg(long, value_name = "DIR")]
+    pub docs: Vec<PathBuf>,
+    /// Output JSONL; tickets already in it are skipped.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// Output schema (default: the built-in triage schema, or `tasks.triage.schema`).
+    #[arg(long, value_name = "FILE")]
+    pub schema: Option<PathBuf>,
+    /// Triage at most this many tickets in this run.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    #[command(flatten)]
+    pub agent: AgentArgs,
+}
+
+/// What a triage run did.
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub total: usize,
+    pub skipped: usize,
+    pub done: usize,
+    pub failed: Vec<(String, String)>,
+    pub secs: f64,
+    pub run_ids: Vec<i64>,
+}
+
+pub fn run(a: TriageArgs) -> Result<()> {
+    let config = a.agent.config()?;
+    let docs = if a.docs.is_empty() {
+        config.docs.clone()
+    } else {
+        a.docs.clone()
+    };
+    let mut agent = Agent::build(config, &docs)?;
+    let s = triage(&mut agent, &a.tickets, &a.out, a.schema.as_ref(), a.limit)?;
+    print_summary(&s, &a.out, &agent);
+    Ok(())
+}
+
+pub fn print_summary(s: &Summary, out: &std::path::Path, agent: &Agent) {
+    println!(
+        "triaged {} of {} tickets ({} already done, {} failed) in {:.1} s{} -> {}",
+        s.done,
+        s.total,
+        s.skipped,
+        s.failed.len(),
+        s.secs,
+        if s.done > 0 {
+            format!(", {:.1} s per ticket", s.secs / s.done as f64)
+        } else {
+            String::new()
+        },
+        out.display()
+    );
+    for (id, why) in &s.failed {
+        println!("  failed {id}: {why} (rerun to retry)");
+    }
+    println!(
+        "traces: {} (lfm-agent runs list --traces {})",
+        agent.config.traces.display(),
+        agent.config.traces.display()
+    );
+}
+
+pub fn triage(
+    agent: &mut Agent,
+    tickets_path: &std::path::Path,
+    out_path: &std::path::Path,
+    schema_flag: Option<&PathBuf>,
+    limit: Option<usize>,
+) -> Result<Summary> {
+    let prompts = agent.prompts(Task::Triage)?;
+    let schema = match schema_flag.or(agent.config.triage.schema.as_ref()) {
+        Some(p) => read_schema(p, "--schema")?,
+        None => prompts
+            .default_schema()?
+            .context("the triage prompts have no schema.json")?,
+    };
+    let system = prompts.render_system(&[("schema", &schema.to_string())])?;
+    let all = tickets::read(tickets_path)?;
+    let mut output = Output::open(out_path, &|v| v["ticket"].as_str().map(str::to_string))?;
+    let todo: Vec<_> = all
+        .iter()
+        .filter(|t| !output.done.contains(&t.id))
+        .take(limit.unwrap_or(usize::MAX))
+        .collect();
+    let mut s = Summary {
+        total: all.len(),
+        skipped: all.len() - all.iter().filter(|t| !output.done.contains(&t.id)).count(),
+        ..Summary::default()
+    };
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(todo.len() as u64),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} tickets {elapsed} {wide_msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let started = Instant::now();
+    let task_tools = agent.config.triage.tools.clone();
+    let limits = agent.config.limits.clone();
+    for t in todo {
+        bar.set_message(t.id.clone());
+        let ticket = Value::Object(t.fields.clone()).to_string();
+        let user = prompts.render_user(&[("ticket", &ticket)])?;
+        let registry = agent.task_tools(&task_tools, &ticket)?;
+        let task = RunTask {
+            registry: &registry,
+            answer_schema: Some(&schema),
+            check: None,
+            limits: &limits,
+        };
+        let messages = vec![
+            Message::new(Role::System, system.clone()),
+            Message::new(Role::User, user),
+        ];
+        let (outcome, run_id) = rt.block_on(agent.run("triage", &t.id, &task, messages))?;
+        s.run_ids.push(run_id);
+        match (&outcome.stop, outcome.answer) {
+            (StopReason::Answered, Some(record)) => {
+                output.append(&[json!({"ticket": t.id, "run": run_id, "record": record})])?;
+                s.done += 1;
+            }
+            (stop, _) => {
+                let why = serde_json::to_value(stop)
+                    .ok()
+                    .and_then(|v| v["reason"].as_str().map(str::to_string))
+                    .unwrap_or_default();
+                s.failed
+                    .push((t.id.clone(), format!("{why} (run {run_id})")));
+            }
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    s.secs = started.elapsed().as_secs_f64();
+    Ok(s)
+}

@@ -405,6 +405,15 @@ mod tests {
     }
 
     #[test]
+    fn the_example_config_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/lfm-agent.toml");
+        let c = Config::load(Some(&path)).unwrap();
+        assert_eq!(c.model.think_budget, Some(256));
+        assert_eq!(c.limits, Limits::default());
+        assert_eq!(c.triage.tools, ["search_docs", "read_doc"]);
+    }
+
+    #[test]
     fn paths_resolve_against_the_file_and_keys_are_checked() {
         let c = Config::parse(
             "[model]\npath = \"m\"\nthink_budget = 64\n[limits]\nmax_steps = 3\n[tasks.triage]\ntools = [\"search_docs\"]\n",

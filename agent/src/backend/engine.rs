@@ -22,6 +22,7 @@
 //! saved point before it.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use lfm_engine::constraint::{ConstraintCompiler, ConstraintSpec, GrammarMatcher};
 use lfm_engine::folder::LoadedModel;
@@ -201,6 +202,24 @@ struct Decoder<'a> {
     logits: Vec<f32>,
     out: Vec<u32>,
     budget: usize,
+    /// Where the time went, for the debug log.
+    times: Times,
+}
+
+/// Seconds spent per phase of a turn.
+#[derive(Debug, Default)]
+struct Times {
+    forward: f64,
+    mask: f64,
+    sample: f64,
+    grammar: f64,
+}
+
+fn timed<T>(acc: &mut f64, f: impl FnOnce() -> T) -> T {
+    let t = Instant::now();
+    let out = f();
+    *acc += t.elapsed().as_secs_f64();
+    out
 }
 
 impl Decoder<'_> {
@@ -213,10 +232,11 @@ impl Decoder<'_> {
         if tokens.is_empty() {
             return Ok(());
         }
-        let l = self
-            .session
-            .forward(tokens, Logits::Last)
-            .map_err(|e| failed("decode", e))?;
+        let session = &mut *self.session;
+        let l = timed(&mut self.times.forward, || {
+            session.forward(tokens, Logits::Last)
+        })
+        .map_err(|e| failed("decode", e))?;
         self.logits = l
             .flatten_all()
             .and_then(|t| t.to_vec1())
@@ -234,17 +254,16 @@ impl Decoder<'_> {
                 }
             }
         }
-        self.sampler
-            .sample(&self.logits, self.session.tokens())
+        let (sampler, logits, history) = (&mut *self.sampler, &self.logits, self.session.tokens());
+        timed(&mut self.times.sample, || sampler.sample(logits, history))
             .map_err(|e| failed("sampling", e))
     }
 
     /// Runs a drawn token.
     fn push(&mut self, token: u32) -> Result<(), BackendError> {
         self.out.push(token);
-        self.logits = self
-            .session
-            .decode(token)
+        let session = &mut *self.session;
+        self.logits = timed(&mut self.times.forward, || session.decode(token))
             .map_err(|e| failed("decode", e))?;
         Ok(())
     }
@@ -253,21 +272,24 @@ impl Decoder<'_> {
     fn constrained(&mut self, m: &mut GrammarMatcher) -> Result<(), BackendError> {
         let gf = |e: lfm_engine::Error| failed("constraint", e);
         while self.left() > 0 && !m.is_stopped() {
-            let mut forced = m.forced_tokens();
+            let mut forced = timed(&mut self.times.grammar, || m.forced_tokens());
             if !forced.is_empty() {
                 forced.truncate(self.left());
+                let t0 = Instant::now();
                 for &t in &forced {
                     m.accept(t).map_err(gf)?;
                 }
+                self.times.grammar += t0.elapsed().as_secs_f64();
                 self.force(&forced)?;
                 continue;
             }
-            m.mask_logits(&mut self.logits).map_err(gf)?;
+            let logits = &mut self.logits;
+            timed(&mut self.times.mask, || m.mask_logits(logits)).map_err(gf)?;
             let t = self.draw(false)?;
             if self.stop_tokens.contains(&t) {
                 break;
             }
-            m.accept(t).map_err(gf)?;
+            timed(&mut self.times.grammar, || m.accept(t)).map_err(gf)?;
             if m.is_stopped() || self.left() == 1 {
                 self.out.push(t);
                 break;
@@ -309,7 +331,9 @@ impl Backend for EngineBackend {
             });
         }
         let system_len = self.system_prefix(req.messages, &tools, &ids)?;
+        let t0 = Instant::now();
         let (logits, prefilled) = self.prefill(&ids, system_len)?;
+        let prefill_secs = t0.elapsed().as_secs_f64();
         let prompt_point = self.session.snapshot();
 
         let think = self.opts.think_budget;
@@ -325,6 +349,7 @@ impl Backend for EngineBackend {
             logits,
             out: Vec::new(),
             budget: req.max_tokens,
+            times: Times::default(),
         };
         if think > 0 && d.left() > think_start.len() + think_end.len() {
             if !prompt.trim_end().ends_with("<think>") {
@@ -385,6 +410,16 @@ impl Backend for EngineBackend {
             }
         }
         let out = std::mem::take(&mut d.out);
+        tracing::debug!(
+            prefilled,
+            generated = out.len(),
+            prefill_s = prefill_secs,
+            forward_s = d.times.forward,
+            mask_s = d.times.mask,
+            sample_s = d.times.sample,
+            grammar_s = d.times.grammar,
+            "turn"
+        );
         let text = tok.decode(&out).map_err(|e| failed("decoding", e))?;
         let after = self.session.snapshot();
         self.points.push(prompt_point);

@@ -103,8 +103,8 @@ impl ReadDoc {
                     "properties": {
                         "id": {"type": "string", "maxLength": 400, "description": "A passage id from search_docs, e.g. docs/vpn.md#3"},
                         "path": {"type": "string", "maxLength": 400, "description": "An indexed file's path, as search_docs reports it."},
-                        "start_line": {"type": "integer", "minimum": 1},
-                        "end_line": {"type": "integer", "minimum": 1}
+                        "start_line": {"type": "integer", "minimum": 1, "maximum": 100000000},
+                        "end_line": {"type": "integer", "minimum": 1, "maximum": 100000000}
                     },
                     "additionalProperties": false
                 }),

@@ -279,3 +279,68 @@ fn bad_input_names_the_file_the_line_and_the_key() {
     assert!(!o.status.success());
     assert!(text(&o).contains("--schema missing.json"), "{}", text(&o));
 }
+
+#[test]
+fn a_schema_the_engine_cannot_enforce_stops_the_pipeline_before_any_token() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("tiny");
+    assert!(lfm(&[
+        "synth",
+        "--preset",
+        "tiny",
+        "--out",
+        model.to_str().unwrap()
+    ])
+    .status
+    .success());
+    // Valid JSON Schema (draft 2020-12), but llguidance does not implement `$dynamicAnchor`.
+    let schema = tmp.path().join("s.json");
+    std::fs::write(
+        &schema,
+        r##"{"$dynamicAnchor": "meta", "type": "object", "properties": {"a": {"$dynamicRef": "#meta"}}}"##,
+    )
+    .unwrap();
+    let out = tmp.path().join("o.jsonl");
+    let o = lfm(&[
+        "triage",
+        repo().join("examples/tickets.jsonl").to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--schema",
+        schema.to_str().unwrap(),
+        "--docs",
+        repo().join("examples/docs").to_str().unwrap(),
+        "--model",
+        model.to_str().unwrap(),
+        "--traces",
+        tmp.path().join("t.sqlite").to_str().unwrap(),
+        "--index",
+        tmp.path().join("none").to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    let all = text(&o);
+    assert!(
+        all.contains("the triage schema: the engine cannot enforce"),
+        "{all}"
+    );
+    assert!(lines(&out).is_empty());
+
+    // Without docs, a task whose tools need the index says how to give it one.
+    let o = lfm(&[
+        "triage",
+        repo().join("examples/tickets.jsonl").to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--model",
+        model.to_str().unwrap(),
+        "--traces",
+        tmp.path().join("t.sqlite").to_str().unwrap(),
+        "--index",
+        tmp.path().join("no-index").to_str().unwrap(),
+    ]);
+    assert!(
+        text(&o).contains("needs a docs index: pass --docs DIR"),
+        "{}",
+        text(&o)
+    );
+}

@@ -30,6 +30,7 @@ use lfm_engine::model::Logits;
 use lfm_engine::sampling::{Sampler, SamplingParams};
 use lfm_engine::session::{Session, Snapshot};
 use lfm_engine::text::{Message, Role, Tokenizer};
+use lfm_tools::ToolSpec;
 use serde_json::Value;
 
 use super::grammar;
@@ -301,6 +302,21 @@ impl Decoder<'_> {
 }
 
 impl Backend for EngineBackend {
+    fn prepare(
+        &mut self,
+        tools: &[&ToolSpec],
+        answer_schema: Option<&Value>,
+    ) -> Result<(), String> {
+        if let Some(g) = grammar::body(tools, answer_schema)? {
+            self.compiler
+                .compile(&ConstraintSpec::Lark(g))
+                .map_err(|e| {
+                    format!("the engine cannot enforce the answer schema or the tool schemas: {e}")
+                })?;
+        }
+        Ok(())
+    }
+
     fn complete(&mut self, req: &TurnRequest<'_>) -> Result<Turn, BackendError> {
         let tools: Vec<Value> = req
             .tools

@@ -21,6 +21,15 @@ pub struct PlannerWriter<P, W> {
 }
 
 impl<P: Backend, W: Backend> Backend for PlannerWriter<P, W> {
+    fn prepare(
+        &mut self,
+        tools: &[&lfm_tools::ToolSpec],
+        answer_schema: Option<&serde_json::Value>,
+    ) -> Result<(), String> {
+        self.planner.prepare(tools, answer_schema)?;
+        self.writer.prepare(&[], answer_schema)
+    }
+
     fn complete(&mut self, req: &TurnRequest<'_>) -> Result<Turn, BackendError> {
         let plan = self.planner.complete(req)?;
         // Names are not checked here: any call, known or not, is the loop's to answer.

@@ -199,6 +199,15 @@ impl Agent {
     /// relevant for `request` when there are many). Nothing a run reads can widen it.
     pub fn task_tools(&self, names: &[String], request: &str) -> Result<Registry> {
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        if let Some(n) = names
+            .iter()
+            .find(|n| self.retriever.is_none() && matches!(**n, "search_docs" | "read_doc"))
+        {
+            bail!(
+                "the task's tool `{n}` needs a docs index: pass --docs DIR (or set index.docs in lfm-agent.toml); no index at {}",
+                self.config.index.display()
+            );
+        }
         let own = self
             .tools
             .only(&names)

@@ -48,7 +48,7 @@ pub fn run(a: AskArgs) -> Result<()> {
     let Some(answer) = out.answer.filter(|_| out.stop == StopReason::Answered) else {
         bail!(
             "no answer (run {id}: {}); see lfm-agent runs show {id} --traces {}",
-            serde_json::to_value(&out.stop)?["reason"],
+            serde_json::to_value(&out.stop)?,
             agent.config.traces.display()
         );
     };

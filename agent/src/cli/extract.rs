@@ -132,6 +132,10 @@ pub fn extract(
         ];
         let input = format!("{name}:{key}");
         let (outcome, run_id) = rt.block_on(agent.run("extract", &input, &task, messages))?;
+        if let StopReason::BadAnswerSchema { message } = &outcome.stop {
+            // The same for every input: stop the pipeline, not each run.
+            anyhow::bail!("{}: {message}", "the event schema");
+        }
         match (&outcome.stop, outcome.answer) {
             (StopReason::Answered, Some(Value::Object(mut a))) => {
                 let events = match a.remove("events") {

@@ -143,6 +143,10 @@ pub fn triage(
             Message::new(Role::User, user),
         ];
         let (outcome, run_id) = rt.block_on(agent.run("triage", &t.id, &task, messages))?;
+        if let StopReason::BadAnswerSchema { message } = &outcome.stop {
+            // The same for every input: stop the pipeline, not each run.
+            anyhow::bail!("{}: {message}", "the triage schema");
+        }
         s.run_ids.push(run_id);
         match (&outcome.stop, outcome.answer) {
             (StopReason::Answered, Some(record)) => {

@@ -92,6 +92,17 @@ impl From<&str> for BackendError {
 pub trait Backend {
     /// The next assistant message.
     fn complete(&mut self, req: &TurnRequest<'_>) -> Result<Turn, BackendError>;
+
+    /// Checks, before the first turn, that the backend can enforce what the run will ask of
+    /// it (the embedded engine compiles its turn grammar: an answer schema it cannot enforce
+    /// is refused here, naming the keyword, not after tokens were spent).
+    fn prepare(
+        &mut self,
+        _tools: &[&ToolSpec],
+        _answer_schema: Option<&Value>,
+    ) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// A task's own check of a schema-valid answer, beyond the schema: returns the problems
@@ -167,7 +178,8 @@ pub enum StopReason {
         /// The last answer's errors.
         errors: Vec<String>,
     },
-    /// The task's answer schema does not compile (checked before the first turn).
+    /// The task's answer schema does not compile, or the backend cannot enforce it (checked
+    /// before the first turn).
     BadAnswerSchema {
         /// The compiler's message.
         message: String,
@@ -302,6 +314,9 @@ async fn drive(
         Some(Ok(v)) => Some(v),
         None => None,
     };
+    if let Err(message) = backend.prepare(&specs, answer_schema) {
+        return (StopReason::BadAnswerSchema { message }, None);
+    }
     let mut guard = guard::LoopGuard::default();
     let mut rejected = 0usize;
     for _ in 0..limits.max_steps {

@@ -392,3 +392,34 @@ async fn the_task_check_sends_a_schema_valid_answer_back() {
         .iter()
         .any(|s| matches!(s, Step::AnswerRejected { errors } if errors[0].contains("not a team"))));
 }
+
+/// Refuses every answer schema up front.
+struct Picky;
+
+impl Backend for Picky {
+    fn complete(&mut self, _: &TurnRequest<'_>) -> Result<Turn, BackendError> {
+        panic!("no turn may be asked for after prepare failed")
+    }
+    fn prepare(&mut self, _: &[&ToolSpec], _: Option<&Value>) -> Result<(), String> {
+        Err("cannot enforce `$dynamicAnchor`".into())
+    }
+}
+
+#[tokio::test]
+async fn a_backend_that_cannot_enforce_the_schema_stops_the_run_before_any_turn() {
+    let out = run(
+        &mut Picky,
+        &registry(),
+        start(),
+        Some(&schema()),
+        &Limits::default(),
+    )
+    .await;
+    assert_eq!(
+        out.stop,
+        StopReason::BadAnswerSchema {
+            message: "cannot enforce `$dynamicAnchor`".into()
+        }
+    );
+    assert!(out.steps.is_empty());
+}

@@ -18,8 +18,9 @@
 //! extends the previous prompt and its generation keeps the generated tokens as they were
 //! drawn (not re-tokenized), so the second turn of a run prefills only the tool results. The
 //! LFM2.5 template drops the thinking of every assistant turn but the last, so from the third
-//! turn on the conversation diverges at the previous turn: that is re-prefilled from the
-//! saved point before it.
+//! turn on the conversation diverges at the start of the previous assistant message: the
+//! prefill saves a point there, and the turn after re-prefills from it (that message without
+//! its thinking, and what followed it), not from the system turn.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -38,7 +39,7 @@ use crate::runner::{Backend, BackendError, Turn, TurnRequest};
 use crate::toolcall::CALL_START;
 
 /// Saved points kept besides the system turn's.
-const KEEP_POINTS: usize = 4;
+const KEEP_POINTS: usize = 6;
 
 /// How the engine backend decodes.
 #[derive(Debug, Clone)]
@@ -121,6 +122,7 @@ impl EngineBackend {
         &mut self,
         ids: &[u32],
         system_len: usize,
+        assistant_at: usize,
     ) -> Result<(Vec<f32>, usize), BackendError> {
         let mut candidates: Vec<&Snapshot> = self
             .points
@@ -146,26 +148,53 @@ impl EngineBackend {
             }
         };
         let chunk = self.opts.prefill_chunk;
-        // Save the end of the system turn when this prefill crosses it.
-        if system_len > start && system_len < ids.len() {
+        // Save points where this prefill crosses them: the end of the system turn, and the
+        // start of the last assistant message (where the next turns' prompts will diverge
+        // once the template drops that message's thinking).
+        let mut at = start;
+        for mark in [system_len, assistant_at] {
+            if mark <= at || mark >= ids.len() {
+                continue;
+            }
             self.session
-                .prefill(&ids[start..system_len], chunk)
+                .prefill(&ids[at..mark], chunk)
                 .map_err(|e| failed("prefill", e))?;
             let snap = self.session.snapshot();
-            if let Some((_, s)) = &mut self.system {
-                *s = Some(snap);
+            match &mut self.system {
+                Some((_, s)) if mark == system_len => *s = Some(snap),
+                _ => self.points.push(snap),
             }
-            let logits = self
-                .session
-                .prefill(&ids[system_len..], chunk)
-                .map_err(|e| failed("prefill", e))?;
-            return Ok((logits, ids.len() - start));
+            at = mark;
         }
         let logits = self
             .session
-            .prefill(&ids[start..], chunk)
+            .prefill(&ids[at..], chunk)
             .map_err(|e| failed("prefill", e))?;
         Ok((logits, ids.len() - start))
+    }
+
+    /// Where the last assistant message of `messages` starts in `ids` (0 when there is none,
+    /// or when its rendering is not a token prefix of `ids`).
+    fn last_assistant_start(
+        &self,
+        messages: &[Message],
+        tools: &[Value],
+        ids: &[u32],
+    ) -> Result<usize, BackendError> {
+        let Some(i) = messages.iter().rposition(|m| m.role == Role::Assistant) else {
+            return Ok(0);
+        };
+        let text = self
+            .model
+            .template()
+            .and_then(|t| t.render(&messages[..i], tools, true))
+            .map_err(|e| failed("rendering the conversation", e))?;
+        let prefix = self.encode(&text)?;
+        Ok(if ids.starts_with(&prefix) {
+            prefix.len()
+        } else {
+            0
+        })
     }
 
     /// Tokens of the system turn alone (instructions and tool list), when they begin `ids`.
@@ -348,7 +377,8 @@ impl Backend for EngineBackend {
         }
         let system_len = self.system_prefix(req.messages, &tools, &ids)?;
         let t0 = Instant::now();
-        let (logits, prefilled) = self.prefill(&ids, system_len)?;
+        let assistant_at = self.last_assistant_start(req.messages, &tools, &ids)?;
+        let (logits, prefilled) = self.prefill(&ids, system_len, assistant_at)?;
         let prefill_secs = t0.elapsed().as_secs_f64();
         let prompt_point = self.session.snapshot();
 

@@ -9,11 +9,11 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use lfm_agent::backend::{EngineBackend, EngineOptions, PlannerWriter};
 use lfm_agent::config::Config;
-use lfm_agent::runner::{run, Backend, RunOutcome, RunTask};
+use lfm_agent::runner::{run, Backend, RunOutcome, RunTask, StopReason};
 use lfm_agent::trace::{RunMeta, TraceStore};
 use lfm_engine::folder::{ComputeDtype, LoadOptions, LoadedModel};
 use lfm_engine::sampling::SamplingParams;
-use lfm_engine::text::Message;
+use lfm_engine::text::{Message, Role};
 use lfm_prompts::{Prompts, Task};
 use lfm_retrieval::{EstimateCounter, IndexOptions, Indexer, Retriever};
 use lfm_tools::builtin::{CommandTool, CurrentTime, ReadDoc, SearchDocs, SqlQuery};
@@ -62,6 +62,17 @@ pub struct AgentArgs {
 }
 
 impl AgentArgs {
+    /// Builds the agent: `docs` if given, else the config's `index.docs`, are indexed first.
+    pub fn build(&self, docs: &[PathBuf]) -> Result<Agent> {
+        let config = self.config()?;
+        let docs = if docs.is_empty() {
+            config.docs.clone()
+        } else {
+            docs.to_vec()
+        };
+        Agent::build(config, &docs)
+    }
+
     /// The config with the flags applied.
     pub fn config(&self) -> Result<Config> {
         let mut c = Config::load(self.config.as_deref())?;
@@ -108,6 +119,8 @@ pub struct Agent {
     /// Token counting with the planner's tokenizer.
     pub counter: Arc<dyn Fn(&str) -> usize + Send + Sync>,
     pub context: usize,
+    /// Runs the loop (tools are async).
+    rt: tokio::runtime::Runtime,
 }
 
 fn load_model(path: &Path, dtype: &str) -> Result<Arc<LoadedModel>> {
@@ -174,7 +187,13 @@ impl Agent {
         let traces = TraceStore::open(&config.traces)
             .map_err(anyhow::Error::msg)
             .context("opening the trace database")?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .context("starting the async runtime")?;
         Ok(Agent {
+            rt,
             model_name: path.display().to_string(),
             synthetic,
             backend,
@@ -217,18 +236,27 @@ impl Agent {
 
     /// Runs one task input through the loop and records its trace; returns the outcome and
     /// the run id.
-    pub async fn run(
+    /// `system` and `user` are the task's two opening turns. A schema the backend cannot
+    /// enforce is an error here (it would fail every input the same way).
+    pub fn run(
         &mut self,
         task: &str,
         input: &str,
         run_task: &RunTask<'_>,
-        messages: Vec<Message>,
+        system: &str,
+        user: String,
     ) -> Result<(RunOutcome, i64)> {
+        let messages = vec![
+            Message::new(Role::System, system.to_string()),
+            Message::new(Role::User, user),
+        ];
         let started_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
         let t = Instant::now();
-        let out = run(self.backend.as_mut(), run_task, messages).await;
+        let out = self
+            .rt
+            .block_on(run(self.backend.as_mut(), run_task, messages));
         let meta = RunMeta {
             task: task.to_string(),
             model: self.model_name.clone(),
@@ -241,8 +269,19 @@ impl Agent {
             .record(&meta, &out)
             .map_err(anyhow::Error::msg)
             .context("recording the trace")?;
+        if let StopReason::BadAnswerSchema { message } = &out.stop {
+            bail!("the {task} schema: {message}");
+        }
         Ok((out, id))
     }
+}
+
+/// A stop reason's name (`answered`, `max_steps`, ...).
+pub fn stop_name(stop: &StopReason) -> String {
+    serde_json::to_value(stop)
+        .ok()
+        .and_then(|v| v["reason"].as_str().map(str::to_string))
+        .unwrap_or_default()
 }
 
 /// Opens the index at `dir`, indexing `docs` into it first when given.

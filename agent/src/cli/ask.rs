@@ -9,7 +9,6 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use lfm_agent::runner::{RunOutcome, RunTask, Step, StopReason};
 use lfm_agent::tasks::citations;
-use lfm_engine::text::{Message, Role};
 use lfm_prompts::Task;
 use lfm_retrieval::SearchRequest;
 use serde_json::Value;
@@ -37,13 +36,7 @@ pub struct AskArgs {
 }
 
 pub fn run(a: AskArgs) -> Result<()> {
-    let config = a.agent.config()?;
-    let docs = if a.docs.is_empty() {
-        config.docs.clone()
-    } else {
-        a.docs.clone()
-    };
-    let mut agent = Agent::build(config, &docs)?;
+    let mut agent = a.agent.build(&a.docs)?;
     let (out, id) = ask(&mut agent, &a.question, a.k, a.schema.as_ref())?;
     let Some(answer) = out.answer.filter(|_| out.stop == StopReason::Answered) else {
         bail!(
@@ -133,13 +126,5 @@ pub fn ask(
         check: Some(&check),
         limits: &limits,
     };
-    let messages = vec![
-        Message::new(Role::System, system),
-        Message::new(Role::User, user),
-    ];
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    rt.block_on(agent.run("ask", question, &task, messages))
+    agent.run("ask", question, &task, &system, user)
 }

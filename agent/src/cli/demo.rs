@@ -106,7 +106,7 @@ pub fn run(a: DemoArgs) -> Result<()> {
         }
         _ => println!(
             "no answer (run {id}): {}",
-            serde_json::to_value(&out.stop)?["reason"]
+            super::agent_args::stop_name(&out.stop)
         ),
     }
 

@@ -10,11 +10,10 @@ use clap::Args;
 use lfm_agent::runner::{RunTask, StopReason};
 use lfm_agent::tasks::logsplit;
 use lfm_agent::tasks::tickets::Output;
-use lfm_engine::text::{Message, Role};
 use lfm_prompts::Task;
 use serde_json::{json, Value};
 
-use super::agent_args::{read_schema, Agent, AgentArgs};
+use super::agent_args::{read_schema, stop_name, Agent, AgentArgs};
 
 #[derive(Debug, Args)]
 pub struct ExtractArgs {
@@ -44,8 +43,7 @@ pub struct Summary {
 }
 
 pub fn run(a: ExtractArgs) -> Result<()> {
-    let config = a.agent.config()?;
-    let mut agent = Agent::build(config, &[])?;
+    let mut agent = a.agent.build(&[])?;
     let s = extract(&mut agent, &a.log, &a.schema, &a.out, a.window_tokens)?;
     println!(
         "extracted {} events from {} windows of {} ({} windows already done, {} failed) in {:.1} s -> {}",
@@ -94,10 +92,6 @@ pub fn extract(
     let name = log.display().to_string();
     let registry = agent.task_tools(&agent.config.extract.tools.clone(), "")?;
     let limits = agent.config.limits.clone();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
     let started = Instant::now();
     let mut s = Summary {
         windows: windows.len(),
@@ -126,16 +120,8 @@ pub fn extract(
             check: None,
             limits: &limits,
         };
-        let messages = vec![
-            Message::new(Role::System, system.clone()),
-            Message::new(Role::User, user),
-        ];
         let input = format!("{name}:{key}");
-        let (outcome, run_id) = rt.block_on(agent.run("extract", &input, &task, messages))?;
-        if let StopReason::BadAnswerSchema { message } = &outcome.stop {
-            // The same for every input: stop the pipeline, not each run.
-            anyhow::bail!("{}: {message}", "the event schema");
-        }
+        let (outcome, run_id) = agent.run("extract", &input, &task, &system, user)?;
         match (&outcome.stop, outcome.answer) {
             (StopReason::Answered, Some(Value::Object(mut a))) => {
                 let events = match a.remove("events") {
@@ -155,10 +141,7 @@ pub fn extract(
                 s.events += events.len();
             }
             (stop, _) => {
-                let why = serde_json::to_value(stop)
-                    .ok()
-                    .and_then(|v| v["reason"].as_str().map(str::to_string))
-                    .unwrap_or_default();
+                let why = stop_name(stop);
                 s.failed.push((key, format!("{why} (run {run_id})")));
             }
         }

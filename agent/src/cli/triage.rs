@@ -8,11 +8,10 @@ use anyhow::{Context, Result};
 use clap::Args;
 use lfm_agent::runner::{RunTask, StopReason};
 use lfm_agent::tasks::tickets::{self, Output};
-use lfm_engine::text::{Message, Role};
 use lfm_prompts::Task;
 use serde_json::{json, Value};
 
-use super::agent_args::{read_schema, Agent, AgentArgs};
+use super::agent_args::{read_schema, stop_name, Agent, AgentArgs};
 
 #[derive(Debug, Args)]
 pub struct TriageArgs {
@@ -46,13 +45,7 @@ pub struct Summary {
 }
 
 pub fn run(a: TriageArgs) -> Result<()> {
-    let config = a.agent.config()?;
-    let docs = if a.docs.is_empty() {
-        config.docs.clone()
-    } else {
-        a.docs.clone()
-    };
-    let mut agent = Agent::build(config, &docs)?;
+    let mut agent = a.agent.build(&a.docs)?;
     let s = triage(&mut agent, &a.tickets, &a.out, a.schema.as_ref(), a.limit)?;
     print_summary(&s, &a.out, &agent);
     Ok(())
@@ -120,10 +113,6 @@ pub fn triage(
         )
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
     let started = Instant::now();
     let task_tools = agent.config.triage.tools.clone();
     let limits = agent.config.limits.clone();
@@ -138,15 +127,7 @@ pub fn triage(
             check: None,
             limits: &limits,
         };
-        let messages = vec![
-            Message::new(Role::System, system.clone()),
-            Message::new(Role::User, user),
-        ];
-        let (outcome, run_id) = rt.block_on(agent.run("triage", &t.id, &task, messages))?;
-        if let StopReason::BadAnswerSchema { message } = &outcome.stop {
-            // The same for every input: stop the pipeline, not each run.
-            anyhow::bail!("{}: {message}", "the triage schema");
-        }
+        let (outcome, run_id) = agent.run("triage", &t.id, &task, &system, user)?;
         s.run_ids.push(run_id);
         match (&outcome.stop, outcome.answer) {
             (StopReason::Answered, Some(record)) => {
@@ -154,10 +135,7 @@ pub fn triage(
                 s.done += 1;
             }
             (stop, _) => {
-                let why = serde_json::to_value(stop)
-                    .ok()
-                    .and_then(|v| v["reason"].as_str().map(str::to_string))
-                    .unwrap_or_default();
+                let why = stop_name(stop);
                 s.failed
                     .push((t.id.clone(), format!("{why} (run {run_id})")));
             }

@@ -28,7 +28,7 @@
 //! answer_retries = 2
 //! tool_timeout_secs = 30
 //! tool_output_chars = 6000
-//! offer_tools = 12            # above this many tools, offer only the most relevant
+//! offer_tools = 12            # a task with more than 12 tools is offered this many, the most relevant
 //!
 //! [tools]
 //! allow_programs = ["/usr/local/bin/host-owner"]
@@ -211,7 +211,8 @@ pub struct Config {
     pub tool_timeout: Duration,
     /// Tool output cap in characters.
     pub tool_output_chars: usize,
-    /// Above this many tools, offer the most relevant.
+    /// How many tools a task with more than [`lfm_tools::SELECT_ABOVE`] is offered (the most
+    /// relevant to its input).
     pub offer_tools: usize,
     /// Programs command tools may run.
     pub allow_programs: Vec<PathBuf>,
@@ -317,6 +318,7 @@ impl Config {
             answer_retries: l.answer_retries.unwrap_or(d.answer_retries),
         };
         for (key, v) in [
+            ("limits.offer_tools", l.offer_tools.unwrap_or(1)),
             ("limits.max_steps", limits.max_steps),
             ("limits.max_tokens", limits.max_tokens),
             ("limits.max_turn_tokens", limits.max_turn_tokens),

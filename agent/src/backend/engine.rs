@@ -173,8 +173,11 @@ impl EngineBackend {
         Ok((logits, ids.len() - start))
     }
 
-    /// Where the last assistant message of `messages` starts in `ids` (0 when there is none,
-    /// or when its rendering is not a token prefix of `ids`).
+    /// Where the content of the last assistant message of `messages` starts in `ids` (0 when
+    /// there is none, or when its rendering is not a token prefix of `ids`). The conversation
+    /// up to that message is rendered twice with the message's content replaced by two
+    /// different texts; the common prefix is the text before the content, whatever the
+    /// template writes around it, with earlier messages rendered exactly as in the prompt.
     fn last_assistant_start(
         &self,
         messages: &[Message],
@@ -184,12 +187,24 @@ impl EngineBackend {
         let Some(i) = messages.iter().rposition(|m| m.role == Role::Assistant) else {
             return Ok(0);
         };
-        let text = self
+        let template = self
             .model
             .template()
-            .and_then(|t| t.render(&messages[..i], tools, true))
             .map_err(|e| failed("rendering the conversation", e))?;
-        let prefix = self.encode(&text)?;
+        let mut upto = messages[..=i].to_vec();
+        let mut render = |content: &str| {
+            upto[i].content = content.to_string();
+            template
+                .render(&upto, tools, false)
+                .map_err(|e| failed("rendering the conversation", e))
+        };
+        let (a, b) = (render("A")?, render("B")?);
+        let common = a
+            .char_indices()
+            .zip(b.chars())
+            .find(|((_, x), y)| x != y)
+            .map_or(a.len(), |((at, _), _)| at);
+        let prefix = self.encode(&a[..common])?;
         Ok(if ids.starts_with(&prefix) {
             prefix.len()
         } else {
@@ -397,13 +412,16 @@ impl Backend for EngineBackend {
             budget: req.max_tokens,
             times: Times::default(),
         };
-        if think > 0 && d.left() > think_start.len() + think_end.len() {
+        // Thinking takes at most half of what the turn has left, so the call or the answer
+        // always has room.
+        let think = think.min((d.left() / 2).saturating_sub(think_start.len() + think_end.len()));
+        if think > 0 {
             if !prompt.trim_end().ends_with("<think>") {
                 d.force(&think_start)?;
             }
             let opened = d.out.len();
             loop {
-                if d.out.len() - opened >= think || d.left() <= think_end.len() {
+                if d.out.len() - opened >= think {
                     d.force(&think_end)?;
                     break;
                 }

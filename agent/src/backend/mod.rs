@@ -40,7 +40,9 @@ impl<P: Backend, W: Backend> Backend for PlannerWriter<P, W> {
             messages: req.messages,
             tools: &[],
             answer_schema: req.answer_schema,
-            max_tokens: req.max_tokens.saturating_sub(plan.completion_tokens).max(1),
+            // The whole turn budget again: the planner's own answer is discarded, and the loop
+            // counts both against the run's token limit.
+            max_tokens: req.max_tokens,
         };
         let answer = self.writer.complete(&writer_req)?;
         let thinking = match plan.text.rfind("</think>") {

@@ -102,7 +102,8 @@ pub fn extract(
         indicatif::ProgressDrawTarget::stderr(),
     );
     for w in &windows {
-        let key = format!("{}-{}", w.first_line, w.last_line);
+        // Unique even when one long line is cut into several windows.
+        let key = format!("{}:{}-{}", w.index, w.first_line, w.last_line);
         bar.inc(1);
         if output.done.contains(&key) {
             s.skipped += 1;

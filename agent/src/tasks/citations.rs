@@ -48,18 +48,20 @@ fn collect(v: &Value, ids: &mut BTreeSet<String>) {
     }
 }
 
-/// `"id":"..."` values in a cut JSON text.
+/// `"id":"..."` and `"source":"..."` values in a cut JSON text.
 fn quoted_ids(text: &str) -> Vec<String> {
     let mut out = Vec::new();
-    let mut rest = text;
-    while let Some(i) = rest.find("\"id\":\"") {
-        let after = &rest[i + 6..];
-        match after.find('"') {
-            Some(end) => {
-                out.push(after[..end].to_string());
-                rest = &after[end..];
+    for key in ["\"id\":\"", "\"source\":\""] {
+        let mut rest = text;
+        while let Some(i) = rest.find(key) {
+            let after = &rest[i + key.len()..];
+            match after.find('"') {
+                Some(end) => {
+                    out.push(after[..end].to_string());
+                    rest = &after[end..];
+                }
+                None => break,
             }
-            None => break,
         }
     }
     out
@@ -114,6 +116,11 @@ mod tests {
                 r#"{"results":[{"id":"cut/one.md#2","text":"abc…"#,
                 true,
             ),
+            call(
+                "read_doc",
+                r#"{"source":"cut/two.md#L1-L80","text":"1: …"#,
+                true,
+            ),
             call("sql_query", r#"{"id":"rows/1"}"#, true),
         ];
         let ids = retrieved_ids(&steps);
@@ -122,6 +129,7 @@ mod tests {
             "net/vpn.md#L1-L9",
             "db/pg.md#1",
             "cut/one.md#2",
+            "cut/two.md#L1-L80",
         ]
         .iter()
         .map(|s| s.to_string())

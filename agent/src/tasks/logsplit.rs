@@ -8,6 +8,9 @@
 /// A window of a log.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Window {
+    /// Its place among the windows (0-based). Windows are cut greedily from the start, so a
+    /// log that only grew at its end keeps the same indices for its earlier windows.
+    pub index: usize,
     /// 1-based first line.
     pub first_line: usize,
     /// 1-based last line.
@@ -29,17 +32,18 @@ pub fn split(text: &str, budget: usize, count: &dyn Fn(&str) -> usize) -> Vec<Wi
         }
     }
     // Pieces that each fit: whole entries, or entries cut between lines or inside a line.
-    let mut pieces: Vec<(usize, usize, String)> = Vec::new();
+    // The flag says the piece continues the line of the piece before it.
+    let mut pieces: Vec<(usize, usize, String, bool)> = Vec::new();
     for (first, lines) in entries {
         let whole = lines.join("\n");
         if count(&whole) <= budget {
-            pieces.push((first, first + lines.len() - 1, whole));
+            pieces.push((first, first + lines.len() - 1, whole, false));
             continue;
         }
         for (j, line) in lines.iter().enumerate() {
             let n = first + j;
             if count(line) <= budget {
-                pieces.push((n, n, line.to_string()));
+                pieces.push((n, n, line.to_string(), false));
                 continue;
             }
             // Cut inside the line: `budget` characters at a time, halved until it fits.
@@ -50,7 +54,7 @@ pub fn split(text: &str, budget: usize, count: &dyn Fn(&str) -> usize) -> Vec<Wi
                 loop {
                     let part: String = chars[at..at + len].iter().collect();
                     if len == 1 || count(&part) <= budget {
-                        pieces.push((n, n, part));
+                        pieces.push((n, n, part, at > 0));
                         break;
                     }
                     len /= 2;
@@ -61,9 +65,10 @@ pub fn split(text: &str, budget: usize, count: &dyn Fn(&str) -> usize) -> Vec<Wi
     }
     let mut out: Vec<Window> = Vec::new();
     let mut cur: Option<Window> = None;
-    for (first, last, text) in pieces {
+    for (first, last, text, continues) in pieces {
         if let Some(w) = &mut cur {
-            let joined = format!("{}\n{text}", w.text);
+            let sep = if continues { "" } else { "\n" };
+            let joined = format!("{}{sep}{text}", w.text);
             if count(&joined) <= budget {
                 w.text = joined;
                 w.last_line = last;
@@ -74,6 +79,7 @@ pub fn split(text: &str, budget: usize, count: &dyn Fn(&str) -> usize) -> Vec<Wi
             out.push(w);
         }
         cur = Some(Window {
+            index: out.len(),
             first_line: first,
             last_line: last,
             text,

@@ -622,6 +622,102 @@ fn constraint_check_accepts_valid_and_rejects_invalid_instances() {
 }
 
 #[test]
+fn generate_and_check_tool_calls_from_a_tools_file() {
+    let dir = synth_tiny();
+    let model = dir.path().to_str().unwrap();
+    let p = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let tools = p(
+        "tools.json",
+        r#"[{"type": "function", "function": {"name": "get_weather", "description": "Weather.",
+             "parameters": {"type": "object", "properties": {"city": {"type": "string", "maxLength": 20}},
+                            "required": ["city"], "additionalProperties": false}}}]"#,
+    );
+    let o = run(&[
+        "generate",
+        "--model",
+        model,
+        "--prompt",
+        "Weather in Oslo?",
+        "--tools",
+        &tools,
+        "--max-tokens",
+        "120",
+        "--seed",
+        "3",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let g: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let text = g["text"].as_str().unwrap();
+    if g["finish_reason"] == "stop" {
+        let body = text
+            .trim_start()
+            .strip_prefix("<|tool_call_start|>")
+            .and_then(|t| t.strip_suffix("<|tool_call_end|>"))
+            .unwrap_or_else(|| panic!("not a call: {text:?}"));
+        let calls: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(calls[0]["name"], "get_weather", "{text}");
+        assert!(calls[0]["arguments"]["city"].is_string(), "{text}");
+    }
+    let good = p(
+        "good.txt",
+        r#"<|tool_call_start|>[{"name": "get_weather", "arguments": {"city": "Oslo"}}]<|tool_call_end|>"#,
+    );
+    let unknown = p(
+        "unknown.txt",
+        r#"<|tool_call_start|>[{"name": "delete_all", "arguments": {}}]<|tool_call_end|>"#,
+    );
+    let o = run(&[
+        "constraint",
+        "check",
+        "--model",
+        model,
+        "--tools",
+        &tools,
+        &good,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(&[
+        "constraint",
+        "check",
+        "--model",
+        model,
+        "--tools",
+        &tools,
+        &good,
+        &unknown,
+        "--json",
+    ]);
+    assert!(!o.status.success());
+    let lines: Vec<serde_json::Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines[0]["accepted"], true);
+    assert_eq!(lines[1]["accepted"], false);
+    // A tools file that is not a list of tools is named.
+    let broken = p("broken.json", r#"{"name": "x"}"#);
+    let o = run(&[
+        "generate", "--model", model, "--prompt", "x", "--tools", &broken,
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("--tools") && stderr(&o).contains("array"),
+        "{}",
+        stderr(&o)
+    );
+    // --tools and --regex do not combine.
+    let o = run(&[
+        "generate", "--model", model, "--prompt", "x", "--tools", &tools, "--regex", "a",
+    ]);
+    assert!(!o.status.success());
+}
+
+#[test]
 fn synth_gguf_then_generate_and_bench_report_every_field() {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("micro-q8_0.gguf");

@@ -143,23 +143,21 @@ async fn runs_on_the_engine_finish_in_limits_and_answers_validate() {
 
 #[test]
 fn the_turn_grammar_takes_the_call_tokens_as_single_tokens() {
-    use lfm_agent::backend::grammar;
+    use lfm_agent::toolcall::turn_spec;
     use lfm_engine::constraint::ConstraintSpec;
     use lfm_engine::text::special::{TOOL_CALL_END, TOOL_CALL_START};
     let (_, model) = backend(0, 0);
     let compiler = model.constraint_compiler().unwrap();
     let mut reg = Registry::new();
     reg.register(Arc::new(CurrentTime::new().unwrap())).unwrap();
-    let g = grammar::body(&reg.specs(), Some(&json!({"type": "object"})))
-        .unwrap()
-        .unwrap();
-    let mut m = compiler.compile(&ConstraintSpec::Lark(g)).unwrap();
+    let spec = turn_spec(&reg.specs(), Some(&json!({"type": "object"})), false);
+    let mut m = compiler.compile(&ConstraintSpec::ToolCalls(spec)).unwrap();
     // The model's own call token opens a call; `{` opens the answer.
     assert!(m.allows(TOOL_CALL_START).unwrap());
     let tok = model.tokenizer.as_ref().unwrap();
     m.accept(TOOL_CALL_START).unwrap();
     for t in tok
-        .encode(r#"[{"name":"current_time","arguments":{}}]"#)
+        .encode(r#"[{"name": "current_time", "arguments": {}}]"#)
         .unwrap()
     {
         m.accept(t).unwrap();

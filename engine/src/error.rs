@@ -151,7 +151,7 @@ pub enum Error {
     /// generation. The message names the keyword or rule.
     #[error("unsupported {kind}: {message}")]
     Unsupported {
-        /// "JSON schema", "regex" or "grammar".
+        /// "JSON schema", "regex", "grammar" or "tool calls".
         kind: &'static str,
         /// What is unsupported, as the constraint engine reports it.
         message: String,
@@ -159,6 +159,10 @@ pub enum Error {
     /// The constraint engine failed while generating.
     #[error("constraint: {0}")]
     Constraint(String),
+    /// Generation cannot go on without writing what the constraint forbids beyond its
+    /// grammar (a key repeated in one object): it stops instead, with no valid output.
+    #[error("constraint dead end: {0}")]
+    DeadEnd(String),
     /// A snapshot no longer matches the session it is restored into.
     #[error("snapshot is stale: {0}")]
     StaleSnapshot(String),

@@ -7,7 +7,7 @@
 //! restore the longest saved point whose tokens begin ids; prefill only the rest
 //! thinking (budget > 0): "<think>" if the model did not write it, free sampling with the
 //!     end tokens masked, until "</think>" or the budget (then "</think>" is appended)
-//! body: under a schema, the grammar "tool call | answer" (grammar.rs);
+//! body: under a schema, the engine's tool-call constraint "tool call | answer";
 //!       without one, free text until "<|tool_call_start|>", then the call-list grammar
 //! ```
 //!
@@ -34,9 +34,8 @@ use lfm_engine::text::{Message, Role, Tokenizer};
 use lfm_tools::ToolSpec;
 use serde_json::Value;
 
-use super::grammar;
 use crate::runner::{Backend, BackendError, Turn, TurnRequest};
-use crate::toolcall::CALL_START;
+use crate::toolcall::{turn_spec, CALL_START};
 
 /// Saved points kept besides the system turn's.
 const KEEP_POINTS: usize = 6;
@@ -351,13 +350,16 @@ impl Backend for EngineBackend {
         tools: &[&ToolSpec],
         answer_schema: Option<&Value>,
     ) -> Result<(), String> {
-        if let Some(g) = grammar::body(tools, answer_schema)? {
-            self.compiler
-                .compile(&ConstraintSpec::Lark(g))
-                .map_err(|e| {
-                    format!("the engine cannot enforce the answer schema or the tool schemas: {e}")
-                })?;
-        }
+        let spec = match answer_schema {
+            Some(_) => turn_spec(tools, answer_schema, false),
+            None if tools.is_empty() => return Ok(()),
+            None => turn_spec(tools, None, true),
+        };
+        self.compiler
+            .compile(&ConstraintSpec::ToolCalls(spec))
+            .map_err(|e| {
+                format!("the engine cannot enforce the answer schema or the tool schemas: {e}")
+            })?;
         Ok(())
     }
 
@@ -400,8 +402,9 @@ impl Backend for EngineBackend {
         let think = self.opts.think_budget;
         let think_start = self.encode("<think>")?;
         let think_end = self.encode("</think>")?;
-        let body_grammar = grammar::body(req.tools, req.answer_schema)
-            .map_err(|e| failed("the answer schema", e))?;
+        let body_spec = req
+            .answer_schema
+            .map(|a| ConstraintSpec::ToolCalls(turn_spec(req.tools, Some(a), false)));
         let tok = self.tokenizer().clone();
         let mut d = Decoder {
             session: &mut self.session,
@@ -437,11 +440,11 @@ impl Backend for EngineBackend {
                 }
             }
         }
-        match body_grammar {
-            Some(g) => {
+        match body_spec {
+            Some(spec) => {
                 let mut m = self
                     .compiler
-                    .compile(&ConstraintSpec::Lark(g))
+                    .compile(&spec)
                     .map_err(|e| failed("compiling the turn grammar", e))?;
                 d.constrained(&mut m)?;
             }
@@ -461,11 +464,10 @@ impl Backend for EngineBackend {
                     if !req.tools.is_empty()
                         && (d.out.ends_with(&call_start) || body.ends_with(CALL_START))
                     {
-                        let g = grammar::call_only(req.tools)
-                            .map_err(|e| failed("the tool schemas", e))?;
+                        let spec = ConstraintSpec::ToolCalls(turn_spec(req.tools, None, true));
                         let mut m = self
                             .compiler
-                            .compile(&ConstraintSpec::Lark(g))
+                            .compile(&spec)
                             .map_err(|e| failed("compiling the call grammar", e))?;
                         d.constrained(&mut m)?;
                         break;

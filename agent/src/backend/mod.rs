@@ -3,7 +3,6 @@
 //! and calls tools, an Instruct model writes the final answer).
 
 mod engine;
-pub mod grammar;
 
 pub use engine::{EngineBackend, EngineOptions};
 

@@ -120,6 +120,7 @@ fn constraint(a: ConstraintBenchArgs) -> Result<()> {
     let ids = prompt(&m)?;
     let (mut masks, mut tokens, mut passes, mut forced, mut refused, mut runs) =
         (Vec::new(), 0, 0, 0, 0, 0);
+    let mut dead_ends = 0;
     let t0 = Instant::now();
     for (_, schema) in &schemas {
         for seed in 0..a.seeds {
@@ -139,8 +140,21 @@ fn constraint(a: ConstraintBenchArgs) -> Result<()> {
                 ..Default::default()
             };
             let mut s = Session::new(m.model.clone(), 4096)?;
-            let g =
-                generate_constrained(&mut s, Some(tok), &ids, &opts, &mut matcher, &mut |_| {})?;
+            let g = match generate_constrained(
+                &mut s,
+                Some(tok),
+                &ids,
+                &opts,
+                &mut matcher,
+                &mut |_| {},
+            ) {
+                Ok(g) => g,
+                Err(lfm_engine::Error::DeadEnd(_)) => {
+                    dead_ends += 1;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
             runs += 1;
             masks.extend_from_slice(&g.mask_micros);
             tokens += g.tokens.len();
@@ -161,7 +175,7 @@ fn constraint(a: ConstraintBenchArgs) -> Result<()> {
     };
     let mut report = serde_json::json!({
         "vocab_size": m.model.config().vocab_size,
-        "schemas": schemas.len(), "refused": refused, "runs": runs,
+        "schemas": schemas.len(), "refused": refused, "runs": runs, "dead_ends": dead_ends,
         "masks": masks.len(), "mask_p50_us": p50, "mask_p99_us": p99, "mask_max_us": max,
         "tokens": tokens, "forward_passes": passes, "forced_tokens": forced,
         "forward_passes_per_token": ratio, "wall_s": t0.elapsed().as_secs_f64(),

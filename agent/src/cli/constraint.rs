@@ -42,10 +42,9 @@ pub fn run(c: ConstraintCmd) -> Result<()> {
 }
 
 fn check(a: CheckArgs) -> Result<()> {
-    let spec = a
-        .constraint
-        .spec()?
-        .context("give the constraint: --json-schema FILE, --regex RE or --grammar FILE.lark")?;
+    let spec = a.constraint.spec()?.context(
+        "give the constraint: --json-schema FILE, --regex RE, --grammar FILE.lark or --tools FILE",
+    )?;
     let m = a.model.load()?;
     let tok = m
         .tokenizer

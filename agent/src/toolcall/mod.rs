@@ -14,15 +14,11 @@
 mod grammar;
 mod value;
 
-pub use grammar::{call_list_schema, MAX_CALLS};
+pub use grammar::{call_list_schema, turn_spec, MAX_CALLS};
+pub use lfm_engine::constraint::{CALL_END, CALL_START};
 
 use serde::Serialize;
 use serde_json::{Map, Value};
-
-/// The special tokens around a call list.
-pub const CALL_START: &str = "<|tool_call_start|>";
-/// See [`CALL_START`].
-pub const CALL_END: &str = "<|tool_call_end|>";
 
 /// One parsed call.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -13,10 +13,14 @@
 //! token is generated, with llguidance's message, which names the keyword or rule.
 //! [`schema`] adds sound coverage beyond llguidance's defaults (see there).
 
+mod keys;
 mod numbers;
 pub mod schema;
+mod toolcalls;
 
+pub use keys::KeyGuard;
 pub use numbers::NumberGuard;
+pub use toolcalls::{ToolCallSpec, ToolDef, CALL_END, CALL_START, DEFAULT_MAX_CALLS};
 
 use std::sync::Arc;
 
@@ -36,6 +40,9 @@ pub enum ConstraintSpec {
     Regex(String),
     /// A Lark-style context-free grammar (llguidance's dialect, `start` rule first).
     Lark(String),
+    /// One to several calls of the listed tools in LFM2's format, each call's arguments
+    /// valid under its tool's schema, or (if the spec has one) a final answer.
+    ToolCalls(ToolCallSpec),
 }
 
 impl ConstraintSpec {
@@ -45,7 +52,16 @@ impl ConstraintSpec {
             ConstraintSpec::JsonSchema(_) => "JSON schema",
             ConstraintSpec::Regex(_) => "regex",
             ConstraintSpec::Lark(_) => "grammar",
+            ConstraintSpec::ToolCalls(_) => "tool calls",
         }
+    }
+
+    /// Whether the output is JSON (plus the call tokens): the number and key guards apply.
+    fn is_json(&self) -> bool {
+        matches!(
+            self,
+            ConstraintSpec::JsonSchema(_) | ConstraintSpec::ToolCalls(_)
+        )
     }
 }
 
@@ -55,6 +71,10 @@ pub struct ConstraintCompiler {
     factory: Arc<ParserFactory>,
     env: toktrie::TokEnv,
     vocab_size: usize,
+    /// The number of `"` bytes in each token, for the key guard.
+    quotes: Arc<Vec<u8>>,
+    /// The tokens with two or more.
+    multi_quote: Arc<Vec<u32>>,
 }
 
 impl std::fmt::Debug for ConstraintCompiler {
@@ -82,18 +102,37 @@ impl ConstraintCompiler {
         let limits = factory.limits_mut();
         limits.step_lexer_fuel = 2_000_000;
         limits.max_grammar_size = 2_000_000;
+        let trie = env.tok_trie();
+        let quotes = (0..trie.vocab_size() as u32)
+            .map(|t| keys::count_quotes(trie.token(t)))
+            .collect::<Vec<u8>>();
+        let multi_quote = (0..quotes.len() as u32)
+            .filter(|&t| quotes[t as usize] > 1)
+            .collect();
         Ok(ConstraintCompiler {
             factory: Arc::new(factory),
             env,
             vocab_size,
+            quotes: Arc::new(quotes),
+            multi_quote: Arc::new(multi_quote),
         })
     }
 
     /// Compiles `spec` into a matcher, or refuses it with a message naming what is unsupported.
     pub fn compile(&self, spec: &ConstraintSpec) -> Result<GrammarMatcher> {
+        self.compile_with(spec, schema::Adaptations::default())
+    }
+
+    /// [`Self::compile`], taking only the schema adaptations `steps` selects (for measuring
+    /// what each adds; tool-call specs always take all of them).
+    pub fn compile_with(
+        &self,
+        spec: &ConstraintSpec,
+        steps: schema::Adaptations,
+    ) -> Result<GrammarMatcher> {
         let (grammar, notes) = match spec {
             ConstraintSpec::JsonSchema(v) => {
-                let prepared = schema::prepare(v)?;
+                let prepared = schema::prepare_with(v, steps)?;
                 (
                     TopLevelGrammar::from_json_schema(prepared.schema),
                     prepared.notes,
@@ -101,6 +140,7 @@ impl ConstraintCompiler {
             }
             ConstraintSpec::Regex(r) => (TopLevelGrammar::from_regex(r), Vec::new()),
             ConstraintSpec::Lark(g) => (TopLevelGrammar::from_lark(g.clone()), Vec::new()),
+            ConstraintSpec::ToolCalls(t) => (TopLevelGrammar::from_lark(t.to_lark()?), Vec::new()),
         };
         let parser = self
             .factory
@@ -116,13 +156,15 @@ impl ConstraintCompiler {
                 message: e,
             });
         }
-        let numbers = matches!(spec, ConstraintSpec::JsonSchema(_)).then(NumberGuard::default);
         Ok(GrammarMatcher {
             inner: matcher,
             env: self.env.clone(),
             vocab_size: self.vocab_size,
             notes,
-            numbers,
+            numbers: spec.is_json().then(NumberGuard::default),
+            keys: spec.is_json().then(KeyGuard::default),
+            quotes: self.quotes.clone(),
+            multi_quote: self.multi_quote.clone(),
         })
     }
 }
@@ -135,6 +177,10 @@ pub struct GrammarMatcher {
     notes: Vec<String>,
     /// JSON only: keeps generated numbers representable (see [`NumberGuard`]).
     numbers: Option<NumberGuard>,
+    /// JSON only: no key twice in one object (see [`KeyGuard`]).
+    keys: Option<KeyGuard>,
+    quotes: Arc<Vec<u8>>,
+    multi_quote: Arc<Vec<u32>>,
 }
 
 impl std::fmt::Debug for GrammarMatcher {
@@ -167,19 +213,21 @@ impl GrammarMatcher {
             .inner
             .compute_mask()
             .map_err(|_| self.fail("computing the token mask"))?;
-        // Everything off, then the allowed set back on: one pass over the set bits.
+        clear_forbidden(mask.as_slice(), logits);
+        // The guards look at the allowed tokens one by one only where they may veto some.
         let n = logits.len().min(self.vocab_size);
-        let mut allowed = Vec::with_capacity(mask.num_set());
-        mask.iter_set_entries(|i| {
-            if i < n {
-                allowed.push(i);
-            }
-        });
-        let kept: Vec<f32> = allowed.iter().map(|&i| logits[i]).collect();
-        logits.fill(f32::NEG_INFINITY);
-        for (&i, &l) in allowed.iter().zip(&kept) {
-            logits[i] = l;
+        let in_key = self.keys.as_ref().is_some_and(KeyGuard::in_key);
+        let in_number = self.numbers.as_ref().is_some_and(NumberGuard::active);
+        let mut allowed = Vec::new();
+        if in_key || in_number {
+            allowed.reserve(mask.num_set());
+            mask.iter_set_entries(|i| {
+                if i < n {
+                    allowed.push(i);
+                }
+            });
         }
+        self.veto_repeated_keys(&allowed, logits)?;
         if let Some(g) = self.numbers.clone().filter(|g| g.active()) {
             let env = self.env.clone();
             let trie = env.tok_trie();
@@ -238,22 +286,79 @@ impl GrammarMatcher {
         Ok(())
     }
 
+    /// Forbids every allowed token that would close a key already used in its object. Unlike
+    /// the number guard's, this veto is not waived when nothing else is left: then
+    /// generation stops with an error instead of writing the repeat.
+    /// `allowed` lists the allowed tokens when the text is inside a key (else it may be empty).
+    fn veto_repeated_keys(&self, allowed: &[usize], logits: &mut [f32]) -> Result<()> {
+        let Some(k) = self.keys.as_ref() else {
+            return Ok(());
+        };
+        let trie = self.env.tok_trie();
+        let mut vetoed = 0;
+        let len = logits.len();
+        let mut veto = |i: usize, q: u8| {
+            if i < len && logits[i] > f32::NEG_INFINITY && !k.allows(trie.token(i as u32), q) {
+                logits[i] = f32::NEG_INFINITY;
+                vetoed += 1;
+            }
+        };
+        // Without a quote, or with one outside a key, a token cannot close a key: outside
+        // keys only the few tokens with two or more quotes need a look.
+        if k.in_key() {
+            for &i in allowed {
+                let q = self.quotes.get(i).copied().unwrap_or(0);
+                if q > 0 {
+                    veto(i, q);
+                }
+            }
+        } else {
+            for &i in self.multi_quote.iter() {
+                veto(i as usize, self.quotes[i as usize]);
+            }
+        }
+        if vetoed > 0 && logits.iter().all(|&l| l == f32::NEG_INFINITY) {
+            return Err(Error::DeadEnd(
+                "the grammar allows no continuation that does not repeat a key in one object"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn keys_allow(&self, token: u32) -> bool {
+        self.keys.as_ref().is_none_or(|k| {
+            let q = self.quotes.get(token as usize).copied().unwrap_or(0);
+            k.allows(self.env.tok_trie().token(token), q)
+        })
+    }
+
     /// Whether `token` may come next.
     pub fn allows(&mut self, token: u32) -> Result<bool> {
         let n = self
             .inner
             .validate_tokens(&[token])
             .map_err(|_| self.fail("validating a token"))?;
-        Ok(n == 1)
+        Ok(n == 1 && self.keys_allow(token))
     }
 
-    /// Advances past `token`, which must be allowed.
+    /// Advances past `token`, which must be allowed. A token that would repeat a key in one
+    /// object (possible only where the grammar forces it) is an error.
     pub fn accept(&mut self, token: u32) -> Result<()> {
+        if !self.keys_allow(token) {
+            return Err(Error::DeadEnd(format!(
+                "the grammar forces token {token}, which would repeat a key in one object"
+            )));
+        }
         self.inner
             .consume_token(token)
             .map_err(|_| self.fail(&format!("token {token} does not fit the grammar")))?;
+        let bytes = self.env.tok_trie().token(token);
         if let Some(g) = self.numbers.as_mut() {
-            g.push(self.env.tok_trie().token(token));
+            g.push(bytes);
+        }
+        if let Some(k) = self.keys.as_mut() {
+            k.push(bytes);
         }
         Ok(())
     }
@@ -274,6 +379,26 @@ impl GrammarMatcher {
     /// Whether nothing may follow (the grammar is complete and admits no continuation).
     pub fn is_stopped(&self) -> bool {
         self.inner.is_stopped()
+    }
+}
+
+/// Sets to `-inf` every logit whose bit in `words` (token `i` is bit `i % 32` of word
+/// `i / 32`) is clear, and every logit past the mask: a word at a time, so an all-allowed
+/// word costs one comparison.
+fn clear_forbidden(words: &[u32], logits: &mut [f32]) {
+    for (w, chunk) in logits.chunks_mut(32).enumerate() {
+        let bits = words.get(w).copied().unwrap_or(0);
+        if bits == u32::MAX && chunk.len() == 32 {
+            continue;
+        }
+        let mut off = !bits;
+        while off != 0 {
+            let b = off.trailing_zeros() as usize;
+            if let Some(l) = chunk.get_mut(b) {
+                *l = f32::NEG_INFINITY;
+            }
+            off &= off - 1;
+        }
     }
 }
 

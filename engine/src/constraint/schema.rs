@@ -47,11 +47,46 @@ pub struct Prepared {
 /// The whitespace allowed between JSON tokens (see the module docs).
 pub const WHITESPACE: &str = r"(?:[ ]?|\r?\n[ \t]{0,24})";
 
+/// Which of the coverage steps to take; all by default. Switching one off shows what it adds
+/// (the suite test reports each step's share).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Adaptations {
+    /// Provably disjoint `oneOf` enforced as `anyOf`.
+    pub disjoint_one_of: bool,
+    /// Formats llguidance does not know dropped (annotation only).
+    pub unknown_formats: bool,
+}
+
+impl Default for Adaptations {
+    fn default() -> Self {
+        Adaptations {
+            disjoint_one_of: true,
+            unknown_formats: true,
+        }
+    }
+}
+
+impl Adaptations {
+    /// None of the steps: the schema as llguidance alone takes it (whitespace still bounded).
+    pub fn none() -> Self {
+        Adaptations {
+            disjoint_one_of: false,
+            unknown_formats: false,
+        }
+    }
+}
+
 /// Adapts `schema` (see the module docs).
 pub fn prepare(schema: &Value) -> Result<Prepared> {
+    prepare_with(schema, Adaptations::default())
+}
+
+/// Adapts `schema`, taking only the steps `steps` selects.
+pub fn prepare_with(schema: &Value, steps: Adaptations) -> Result<Prepared> {
     let mut out = schema.clone();
     let mut notes = Vec::new();
-    walk(&mut out, "#", &mut notes);
+    let refs = Refs::new(schema);
+    walk(&mut out, "#", steps, &refs, &mut notes);
     if let Value::Object(obj) = &mut out {
         obj.entry("x-guidance").or_insert_with(
             || serde_json::json!({"whitespace_flexible": true, "whitespace_pattern": WHITESPACE}),
@@ -86,10 +121,56 @@ const MAP: &[&str] = &[
     "dependentSchemas",
 ];
 
-fn walk(v: &mut Value, path: &str, notes: &mut Vec<String>) {
+/// Local `$ref`s (`#/$defs/x`, any JSON pointer from the root), followed when proving
+/// branches disjoint. Only where no subschema sets its own `$id`: that would make `#` mean
+/// another resource's root, so then no reference is followed (unproven, never unsound).
+struct Refs<'a> {
+    root: &'a Value,
+    resolvable: bool,
+}
+
+impl<'a> Refs<'a> {
+    fn new(root: &'a Value) -> Self {
+        fn nested_id(v: &Value, top: bool) -> bool {
+            match v {
+                Value::Object(o) => {
+                    (!top && o.contains_key("$id")) || o.values().any(|x| nested_id(x, false))
+                }
+                Value::Array(a) => a.iter().any(|x| nested_id(x, false)),
+                _ => false,
+            }
+        }
+        Refs {
+            root,
+            resolvable: !nested_id(root, true),
+        }
+    }
+
+    /// `v`, or the schema its `$ref` points to (a few hops at most). A `$ref` beside other
+    /// keywords means both apply; the target alone admits at least as much, so proving the
+    /// target disjoint from another branch proves the branch disjoint too.
+    fn resolve<'b>(&self, mut v: &'b Value) -> Option<&'b Value>
+    where
+        'a: 'b,
+    {
+        for _ in 0..8 {
+            let Some(r) = v.get("$ref") else {
+                return Some(v);
+            };
+            let ptr = r.as_str()?.strip_prefix('#')?;
+            if !self.resolvable || !(ptr.is_empty() || ptr.starts_with('/')) {
+                return None;
+            }
+            v = self.root.pointer(ptr)?;
+        }
+        None
+    }
+}
+
+fn walk(v: &mut Value, path: &str, steps: Adaptations, refs: &Refs, notes: &mut Vec<String>) {
     let Value::Object(obj) = v else { return };
     if let Some(Value::String(f)) = obj.get("format") {
-        if !KNOWN_FORMATS.contains(&f.as_str()) {
+        if steps.unknown_formats && !KNOWN_FORMATS.contains(&f.as_str()) {
             notes.push(format!(
                 "{path}: format \"{f}\" is not enforced (annotation only; any string is accepted)"
             ));
@@ -97,7 +178,7 @@ fn walk(v: &mut Value, path: &str, notes: &mut Vec<String>) {
         }
     }
     if let Some(Value::Array(branches)) = obj.get("oneOf") {
-        if branches.len() > 1 && pairwise_disjoint(branches, obj) {
+        if steps.disjoint_one_of && branches.len() > 1 && pairwise_disjoint(branches, obj, refs) {
             notes.push(format!(
                 "{path}: oneOf branches cannot overlap; enforced as anyOf"
             ));
@@ -124,34 +205,34 @@ fn walk(v: &mut Value, path: &str, notes: &mut Vec<String>) {
                 // draft 4-7 tuple form
                 if let Value::Array(a) = sub {
                     for (i, s) in a.iter_mut().enumerate() {
-                        walk(s, &format!("{path}/{k}/{i}"), notes);
+                        walk(s, &format!("{path}/{k}/{i}"), steps, refs, notes);
                     }
                 }
             } else {
-                walk(sub, &format!("{path}/{k}"), notes);
+                walk(sub, &format!("{path}/{k}"), steps, refs, notes);
             }
         }
     }
     for k in MANY {
         if let Some(Value::Array(a)) = obj.get_mut(*k) {
             for (i, s) in a.iter_mut().enumerate() {
-                walk(s, &format!("{path}/{k}/{i}"), notes);
+                walk(s, &format!("{path}/{k}/{i}"), steps, refs, notes);
             }
         }
     }
     for k in MAP {
         if let Some(Value::Object(m)) = obj.get_mut(*k) {
             for (name, s) in m.iter_mut() {
-                walk(s, &format!("{path}/{k}/{name}"), notes);
+                walk(s, &format!("{path}/{k}/{name}"), steps, refs, notes);
             }
         }
     }
 }
 
-fn pairwise_disjoint(branches: &[Value], parent: &Map<String, Value>) -> bool {
+fn pairwise_disjoint(branches: &[Value], parent: &Map<String, Value>, refs: &Refs) -> bool {
     for i in 0..branches.len() {
         for j in i + 1..branches.len() {
-            if !disjoint(&branches[i], &branches[j], parent) {
+            if !disjoint(&branches[i], &branches[j], parent, refs) {
                 return false;
             }
         }
@@ -214,14 +295,14 @@ fn admits_type(types: &[String], t: &str) -> bool {
 }
 
 /// Whether no value can satisfy both `a` and `b` (false when unproven).
-fn disjoint(a: &Value, b: &Value, parent: &Map<String, Value>) -> bool {
+fn disjoint(a: &Value, b: &Value, parent: &Map<String, Value>, refs: &Refs) -> bool {
+    let (Some(a), Some(b)) = (refs.resolve(a), refs.resolve(b)) else {
+        return false;
+    };
     let (Value::Object(a), Value::Object(b)) = (a, b) else {
         // `false` schemas match nothing; `true` matches everything.
         return matches!((a, b), (Value::Bool(false), _) | (_, Value::Bool(false)));
     };
-    if a.contains_key("$ref") || b.contains_key("$ref") {
-        return false;
-    }
     let (va, vb) = (finite_values(a), finite_values(b));
     if let (Some(va), Some(vb)) = (&va, &vb) {
         if va.iter().all(|x| vb.iter().all(|y| !json_eq(x, y))) {
@@ -266,7 +347,7 @@ fn disjoint(a: &Value, b: &Value, parent: &Map<String, Value>) -> bool {
             let pa = a.get("properties").and_then(|p| p.get(k));
             let pb = b.get("properties").and_then(|p| p.get(k));
             if let (Some(pa), Some(pb)) = (pa, pb) {
-                if disjoint(pa, pb, &Map::new()) {
+                if disjoint(pa, pb, &Map::new(), refs) {
                     return true;
                 }
             }

@@ -28,6 +28,12 @@ fn one_of_becomes_any_of_only_when_provably_disjoint() {
             {"type": "object", "required": ["kind"], "properties": {"kind": {"const": "disk"}}},
             {"type": "object", "required": ["kind"], "properties": {"kind": {"const": "net"}}}]}),
         json!({"oneOf": [{"type": "null"}, {"type": "object"}]}),
+        // Local references are followed.
+        json!({"oneOf": [{"type": "string"}, {"$ref": "#/$defs/x"}], "$defs": {"x": {"type": "integer"}}}),
+        json!({"oneOf": [{"$ref": "#/$defs/a"}, {"$ref": "#/$defs/b"}], "$defs": {
+            "a": {"type": "object", "required": ["name"], "properties": {"name": {"const": "a"}}},
+            "b": {"type": "object", "required": ["name"], "properties": {"name": {"$ref": "#/$defs/bname"}}},
+            "bname": {"const": "b"}}}),
     ];
     for s in disjoint {
         let p = prepare(&s).unwrap();
@@ -39,7 +45,13 @@ fn one_of_becomes_any_of_only_when_provably_disjoint() {
     let overlapping = [
         json!({"oneOf": [{"type": "number"}, {"type": "integer"}]}),
         json!({"oneOf": [{"minimum": 2}, {"multipleOf": 2}]}),
-        json!({"oneOf": [{"type": "string"}, {"$ref": "#/$defs/x"}], "$defs": {"x": {"type": "integer"}}}),
+        json!({"oneOf": [{"type": "number"}, {"$ref": "#/$defs/x"}], "$defs": {"x": {"type": "integer"}}}),
+        // A reference that does not resolve, or a nested `$id` that changes what `#` means.
+        json!({"oneOf": [{"type": "string"}, {"$ref": "#/$defs/missing"}]}),
+        json!({"oneOf": [{"type": "string"}, {"$ref": "other.json#/x"}]}),
+        json!({"oneOf": [{"type": "string"}, {"$ref": "#/$defs/x"}], "$defs": {"x": {"type": "integer"},
+            "y": {"$id": "http://example.com/y", "$defs": {"x": {"type": "string"}}}}}),
+        json!({"oneOf": [{"type": "string"}, {"$ref": "#/$defs/loop"}], "$defs": {"loop": {"$ref": "#/$defs/loop"}}}),
         json!({"oneOf": [{"enum": [1, 2]}, {"enum": [2.0, 3]}]}),
         json!({"oneOf": [{"const": 1}, {"type": "number"}]}),
     ];

@@ -72,9 +72,76 @@ pub fn generate_json(
         stop_tokens: m.stop_tokens(),
         ..Default::default()
     };
-    let g =
-        generate_constrained(&mut s, Some(tok), &prompt, &opts, &mut matcher, &mut |_| {}).unwrap();
+    let g = match generate_constrained(&mut s, Some(tok), &prompt, &opts, &mut matcher, &mut |_| {})
+    {
+        Ok(g) => g,
+        // The key guard stops a generation the grammar could only continue with a repeated
+        // key: an incomplete output, never an invalid one.
+        Err(e @ lfm_engine::Error::DeadEnd(_)) => {
+            eprintln!("stopped before a repeated key: {e}");
+            return None;
+        }
+        Err(e) => panic!("generation failed: {e}"),
+    };
     (g.constraint_complete == Some(true)).then_some(g.text)
+}
+
+/// Parses JSON text, refusing an object that has the same key twice (serde_json alone keeps
+/// the last value silently).
+pub fn parse_unique(text: &str) -> Result<Value, String> {
+    use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+
+    struct Unique(Value);
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = Unique;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("JSON")
+        }
+        fn visit_bool<E>(self, v: bool) -> Result<Unique, E> {
+            Ok(Unique(Value::Bool(v)))
+        }
+        fn visit_i64<E>(self, v: i64) -> Result<Unique, E> {
+            Ok(Unique(v.into()))
+        }
+        fn visit_u64<E>(self, v: u64) -> Result<Unique, E> {
+            Ok(Unique(v.into()))
+        }
+        fn visit_f64<E>(self, v: f64) -> Result<Unique, E> {
+            Ok(Unique(v.into()))
+        }
+        fn visit_str<E>(self, v: &str) -> Result<Unique, E> {
+            Ok(Unique(Value::String(v.to_string())))
+        }
+        fn visit_unit<E>(self) -> Result<Unique, E> {
+            Ok(Unique(Value::Null))
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Unique, A::Error> {
+            let mut out = Vec::new();
+            while let Some(Unique(v)) = a.next_element()? {
+                out.push(v);
+            }
+            Ok(Unique(Value::Array(out)))
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Unique, A::Error> {
+            let mut out = serde_json::Map::new();
+            while let Some(k) = a.next_key::<String>()? {
+                let Unique(v) = a.next_value()?;
+                if out.insert(k.clone(), v).is_some() {
+                    return Err(serde::de::Error::custom(format!("key {k:?} appears twice")));
+                }
+            }
+            Ok(Unique(Value::Object(out)))
+        }
+    }
+    impl<'de> Deserialize<'de> for Unique {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Unique, D::Error> {
+            d.deserialize_any(V)
+        }
+    }
+    serde_json::from_str::<Unique>(text)
+        .map(|u| u.0)
+        .map_err(|e| e.to_string())
 }
 
 /// Draft 2020-12 validators for `schema`: as the specification has it (`format` is an

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    pin_thread_count();
     let args = cli::Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -21,5 +22,17 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Fixes the thread count in `RAYON_NUM_THREADS` (unless the user set it) before any thread
+/// starts. candle asks for its thread count on every dense matmul and, without the variable,
+/// counts physical cores by reading `/proc/cpuinfo` each time: measured at over a quarter of
+/// the run time of `bench constraint` on the tiny model. The value is the one rayon's pool
+/// (the quantized kernels) uses anyway, so candle and the kernels agree.
+fn pin_thread_count() {
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
     }
 }

@@ -116,11 +116,16 @@ impl Sampler {
         if cand.is_empty() {
             return Err(Error::arg("logits", "no token has a finite logit"));
         }
-        cand.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        // Most likely first, lower id first on ties: a total order, so the sorted list (and
+        // the draw) does not depend on how it was reached.
+        let order = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
         if let Some(k) = self.params.top_k.filter(|&k| k > 0 && k < cand.len()) {
+            // Only the top k (and ties with the k-th) need sorting: partition first.
+            cand.select_nth_unstable_by(k - 1, order);
             let kth = cand[k - 1].1;
             cand.retain(|c| c.1 >= kth);
         }
+        cand.sort_by(order);
         let mut probs = softmax(&cand);
         if let Some(p) = self.params.top_p.filter(|&p| p < 1.0) {
             let mut cum = 0.0f64;

@@ -209,7 +209,11 @@ fn constraint(a: ConstraintBenchArgs) -> Result<()> {
     Ok(())
 }
 
-/// Decode time per token, unconstrained and under a free-text JSON schema, same prompt.
+/// Runs of each kind in the slowdown measurement.
+const SLOWDOWN_REPS: usize = 3;
+
+/// Decode time per token, unconstrained and under a free-text JSON schema, same prompt and
+/// seed (so each kind's runs are identical), averaged over [`SLOWDOWN_REPS`] interleaved runs.
 fn slowdown(m: &LoadedModel, n: usize) -> Result<serde_json::Value> {
     let tok = m
         .tokenizer
@@ -226,15 +230,39 @@ fn slowdown(m: &LoadedModel, n: usize) -> Result<serde_json::Value> {
         stop_tokens: Vec::new(),
         ..Default::default()
     };
-    let mut s = Session::new(m.model.clone(), 2048)?;
-    let free = generate(&mut s, Some(tok), &ids, &opts, &mut |_| {})?;
     // A long free-text field keeps the constrained run going for the whole budget.
     let schema = serde_json::json!({"type": "object", "properties": {"notes": {"type": "string"}}, "required": ["notes"], "additionalProperties": false});
-    let mut matcher = m
-        .constraint_compiler()?
-        .compile(&ConstraintSpec::JsonSchema(schema))?;
-    let mut s = Session::new(m.model.clone(), 2048)?;
-    let con = generate_constrained(&mut s, Some(tok), &ids, &opts, &mut matcher, &mut |_| {})?;
+    let compiler = m.constraint_compiler()?;
+    let free_run = || -> Result<_> {
+        let mut s = Session::new(m.model.clone(), 2048)?;
+        Ok(generate(&mut s, Some(tok), &ids, &opts, &mut |_| {})?)
+    };
+    let con_run = || -> Result<_> {
+        let mut matcher = compiler.compile(&ConstraintSpec::JsonSchema(schema.clone()))?;
+        let mut s = Session::new(m.model.clone(), 2048)?;
+        Ok(generate_constrained(
+            &mut s,
+            Some(tok),
+            &ids,
+            &opts,
+            &mut matcher,
+            &mut |_| {},
+        )?)
+    };
+    // A warm-up pass (weights paged in, caches warm), then the two kinds interleaved, so
+    // neither pays for the other's cold start or for the machine's drift.
+    free_run()?;
+    let (mut free, mut con) = (free_run()?, con_run()?);
+    for _ in 1..SLOWDOWN_REPS {
+        let f = free_run()?;
+        let c = con_run()?;
+        free.decode_secs += f.decode_secs;
+        con.decode_secs += c.decode_secs;
+        con.mask_micros.extend(c.mask_micros);
+    }
+    free.decode_secs /= SLOWDOWN_REPS as f64;
+    con.decode_secs /= SLOWDOWN_REPS as f64;
+    let mask_sum: f64 = con.mask_micros.iter().map(|&u| u as f64 * 1e-6).sum();
     let per_token = |secs: f64, toks: usize| {
         if toks > 1 {
             secs / (toks - 1) as f64
@@ -243,7 +271,7 @@ fn slowdown(m: &LoadedModel, n: usize) -> Result<serde_json::Value> {
         }
     };
     let free_pt = per_token(free.decode_secs, free.tokens.len());
-    let mask_secs: f64 = con.mask_micros.iter().map(|&u| u as f64 * 1e-6).sum();
+    let mask_secs = mask_sum / SLOWDOWN_REPS as f64;
     let con_pt = per_token(con.decode_secs + mask_secs, con.tokens.len());
     let free_pp = free.decode_secs / free.decode_steps.max(1) as f64;
     let con_pp = (con.decode_secs + mask_secs) / con.decode_steps.max(1) as f64;

@@ -343,11 +343,12 @@ impl GrammarMatcher {
     }
 
     /// Advances past `token`, which must be allowed. A token that would repeat a key in one
-    /// object (possible only where the grammar forces it) is an error.
+    /// object is an error ([`Error::DeadEnd`]); after [`Self::mask_logits`] only a token the
+    /// grammar forces (fast-forward) can be one.
     pub fn accept(&mut self, token: u32) -> Result<()> {
         if !self.keys_allow(token) {
             return Err(Error::DeadEnd(format!(
-                "the grammar forces token {token}, which would repeat a key in one object"
+                "token {token} would repeat a key in one object"
             )));
         }
         self.inner

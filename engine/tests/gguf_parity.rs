@@ -15,7 +15,8 @@
 //! through random weights. The bounds are about twice the largest level seen (0.5 for every
 //! type with int8 activations: Q4_0, Q8_0 and the K-quants), far below what a wrong layout,
 //! scale or tensor mapping gives (several units on logits that span about ±15). The same bound
-//! holds for our default f16 KV cache (one more rounding, of K and V), checked as a fourth run.
+//! holds for our default f16 KV cache (one more rounding, of K and V), checked as a fourth run,
+//! and a fifth decoding one token at a time over it (the in-place f16 attention).
 //!
 //! Top-1: ours must pick llama.cpp's token at every position whose top-2 margin in
 //! llama.cpp's logits is larger than the bound; at a near-tie (margin within the bound, where
@@ -89,11 +90,15 @@ fn ours(m: &LoadedModel, tokens: &[u32]) -> Vec<(&'static str, Vec<Vec<f32>>)> {
         "GGUF sessions default to an f16 KV cache"
     );
     let f16_kv = rows(s.forward(tokens, Logits::All).unwrap());
+    // Decoding reads an f16 cache in place (`KvCache::attend_one`), not through a widened copy.
+    let mut s = Session::new(m.model.clone(), 256).unwrap();
+    let f16_single: Vec<Vec<f32>> = tokens.iter().map(|&t| s.decode(t).unwrap()).collect();
     vec![
         ("prefill", whole),
         ("chunks of 13", chunked),
         ("one at a time", single),
         ("f16 KV cache", f16_kv),
+        ("f16 KV, one at a time", f16_single),
     ]
 }
 

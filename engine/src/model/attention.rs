@@ -63,9 +63,17 @@ impl Attention {
             ));
         }
         cache.append(&k.transpose(0, 1)?, &v.transpose(0, 1)?)?;
-        let (keys, values) = cache.view()?; // [nkv, S, hd]
         let scale = (hd as f64).powf(-0.5);
-        // Queries go in tiles so a long chunk never materialises a T x S score matrix.
+        if t == 1 && q.dtype() == DType::F32 {
+            // Decoding one token: read the cache in place (see `KvCache::attend_one`).
+            let qv = q.flatten_all()?.to_vec1::<f32>()?;
+            if let Some(out) = cache.attend_one(&qv, nh, scale as f32)? {
+                let out = Tensor::from_vec(out, (1, nh * hd), u.device())?;
+                return self.out_proj.forward(&out);
+            }
+        }
+        let (keys, values) = cache.view()?; // [nkv, S, hd]
+                                            // Queries go in tiles so a long chunk never materialises a T x S score matrix.
         let mut outs = Vec::with_capacity(t.div_ceil(QUERY_TILE));
         for i0 in (0..t).step_by(QUERY_TILE) {
             let tl = QUERY_TILE.min(t - i0);

@@ -36,6 +36,13 @@ fn copy_fixture(case: &str) -> tempfile::TempDir {
     dir
 }
 
+/// Writes `text` to `dir/name` and returns the path as a string.
+fn write_file(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
 fn synth_tiny() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().to_str().unwrap();
@@ -574,11 +581,7 @@ fn unsupported_constraints_are_refused_before_generation() {
 fn constraint_check_accepts_valid_and_rejects_invalid_instances() {
     let dir = synth_tiny();
     let model = dir.path().to_str().unwrap();
-    let p = |name: &str, text: &str| {
-        let path = dir.path().join(name);
-        std::fs::write(&path, text).unwrap();
-        path.to_str().unwrap().to_string()
-    };
+    let p = |name: &str, text: &str| write_file(dir.path(), name, text);
     let schema = p(
         "s.json",
         r#"{"type":"object","properties":{"level":{"enum":["INFO","ERROR"]}},"required":["level"],"additionalProperties":false}"#,
@@ -625,11 +628,7 @@ fn constraint_check_accepts_valid_and_rejects_invalid_instances() {
 fn generate_and_check_tool_calls_from_a_tools_file() {
     let dir = synth_tiny();
     let model = dir.path().to_str().unwrap();
-    let p = |name: &str, text: &str| {
-        let path = dir.path().join(name);
-        std::fs::write(&path, text).unwrap();
-        path.to_str().unwrap().to_string()
-    };
+    let p = |name: &str, text: &str| write_file(dir.path(), name, text);
     let tools = p(
         "tools.json",
         r#"[{"type": "function", "function": {"name": "get_weather", "description": "Weather.",

@@ -34,36 +34,13 @@ fn generated_objects_never_repeat_a_key() {
         .unwrap();
     assert!(!outcome.accepted(), "{outcome:?}");
 
-    let mut s = lfm_engine::session::Session::new(m.model.clone(), 4096).unwrap();
     let prompt = tok
         .encode("<|im_start|>user\nJSON<|im_end|>\n<|im_start|>assistant\n")
         .unwrap();
+    let spec = lfm_engine::constraint::ConstraintSpec::JsonSchema(schema.clone());
     let (mut completed, mut dead_ends, mut cut) = (0, 0, 0);
     for seed in 0..40 {
-        let mut matcher = c
-            .compile(&lfm_engine::constraint::ConstraintSpec::JsonSchema(
-                schema.clone(),
-            ))
-            .unwrap();
-        s.reset().unwrap();
-        let opts = lfm_engine::generate::GenerateOptions {
-            max_tokens: 64,
-            sampling: lfm_engine::sampling::SamplingParams {
-                temperature: 1.0,
-                seed,
-                ..Default::default()
-            },
-            stop_tokens: m.stop_tokens(),
-            ..Default::default()
-        };
-        let g = match lfm_engine::generate::generate_constrained(
-            &mut s,
-            Some(tok),
-            &prompt,
-            &opts,
-            &mut matcher,
-            &mut |_| {},
-        ) {
+        let g = match common::generate_under(c, m, &spec, &prompt, (seed, 1.0, 64)) {
             Ok(g) => g,
             Err(lfm_engine::Error::DeadEnd(_)) => {
                 dead_ends += 1;

@@ -14,9 +14,6 @@ mod common;
 use std::path::Path;
 
 use lfm_engine::constraint::{ConstraintSpec, ToolCallSpec, ToolDef, CALL_END, CALL_START};
-use lfm_engine::generate::{generate_constrained, GenerateOptions};
-use lfm_engine::sampling::SamplingParams;
-use lfm_engine::session::Session;
 use serde_json::{json, Value};
 
 fn corpus_schema(prefix: &str) -> Value {
@@ -123,25 +120,13 @@ fn tool_calls_are_valid_by_construction() {
         for seed in 0..seeds {
             for temperature in [0.7f32, 1.5] {
                 runs += 1;
-                let mut matcher = c.compile(&ConstraintSpec::ToolCalls(spec.clone())).unwrap();
-                let mut s = Session::new(m.model.clone(), 4096).unwrap();
-                let opts = GenerateOptions {
-                    max_tokens: 400,
-                    sampling: SamplingParams {
-                        temperature,
-                        seed,
-                        ..Default::default()
-                    },
-                    stop_tokens: m.stop_tokens(),
-                    ..Default::default()
-                };
-                let g = match generate_constrained(
-                    &mut s,
-                    Some(tok),
+                let spec_c = ConstraintSpec::ToolCalls(spec.clone());
+                let g = match common::generate_under(
+                    c,
+                    m,
+                    &spec_c,
                     &prompt,
-                    &opts,
-                    &mut matcher,
-                    &mut |_| {},
+                    (seed, temperature, 400),
                 ) {
                     Ok(g) => g,
                     Err(lfm_engine::Error::DeadEnd(_)) => {

@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 
 use lfm_engine::constraint::{CheckOutcome, ConstraintCompiler, ConstraintSpec};
 use lfm_engine::folder::{LoadOptions, LoadedModel};
-use lfm_engine::generate::{generate_constrained, GenerateOptions};
+use lfm_engine::generate::{generate_constrained, GenerateOptions, Generation};
 use lfm_engine::sampling::SamplingParams;
 use lfm_engine::session::Session;
 use lfm_engine::synth::{write_model_folder, DiskDtype, Preset};
@@ -43,24 +43,16 @@ pub fn check(
         .unwrap()
 }
 
-/// One constrained generation; `Some(text)` when it completed.
-pub fn generate_json(
+/// One generation of the tiny model under `spec` from `prompt` (token ids), in a fresh
+/// session, sampling at `temperature` with `seed`.
+pub fn generate_under(
     c: &ConstraintCompiler,
     m: &LoadedModel,
-    schema: &Value,
-    seed: u64,
-    temperature: f32,
-    max_tokens: usize,
-) -> Option<String> {
-    let tok = m.tokenizer.as_ref().unwrap();
-    let mut matcher = c
-        .compile(&ConstraintSpec::JsonSchema(schema.clone()))
-        .unwrap();
-    let prompt = tok
-        .encode(
-            "<|startoftext|><|im_start|>user\nGive me the JSON.<|im_end|>\n<|im_start|>assistant\n",
-        )
-        .unwrap();
+    spec: &ConstraintSpec,
+    prompt: &[u32],
+    (seed, temperature, max_tokens): (u64, f32, usize),
+) -> lfm_engine::Result<Generation> {
+    let mut matcher = c.compile(spec).unwrap();
     let mut s = Session::new(m.model.clone(), 4096).unwrap();
     let opts = GenerateOptions {
         max_tokens,
@@ -72,8 +64,27 @@ pub fn generate_json(
         stop_tokens: m.stop_tokens(),
         ..Default::default()
     };
-    let g = match generate_constrained(&mut s, Some(tok), &prompt, &opts, &mut matcher, &mut |_| {})
-    {
+    let tok = m.tokenizer.as_ref();
+    generate_constrained(&mut s, tok, prompt, &opts, &mut matcher, &mut |_| {})
+}
+
+/// One constrained generation; `Some(text)` when it completed.
+pub fn generate_json(
+    c: &ConstraintCompiler,
+    m: &LoadedModel,
+    schema: &Value,
+    seed: u64,
+    temperature: f32,
+    max_tokens: usize,
+) -> Option<String> {
+    let tok = m.tokenizer.as_ref().unwrap();
+    let prompt = tok
+        .encode(
+            "<|startoftext|><|im_start|>user\nGive me the JSON.<|im_end|>\n<|im_start|>assistant\n",
+        )
+        .unwrap();
+    let spec = ConstraintSpec::JsonSchema(schema.clone());
+    let g = match generate_under(c, m, &spec, &prompt, (seed, temperature, max_tokens)) {
         Ok(g) => g,
         // The key guard stops a generation the grammar could only continue with a repeated
         // key: an incomplete output, never an invalid one.

@@ -55,6 +55,7 @@ async fn runs_on_the_engine_finish_in_limits_and_answers_validate() {
         registry: &reg,
         answer_schema: Some(&schema),
         check: None,
+        narrow: None,
         limits: &limits,
     };
     let think = 12;

@@ -42,6 +42,7 @@ async fn a_traced_run_is_listed_and_shown() {
         registry: &reg,
         answer_schema: None,
         check: None,
+        narrow: None,
         limits: &Limits::default(),
     };
     let out = run(&mut backend, &task, messages).await;

@@ -93,6 +93,7 @@ async fn text_in_a_document_cannot_enable_an_undeclared_tool() {
         registry: &triage,
         answer_schema: Some(&schema),
         check: None,
+        narrow: None,
         limits: &Limits::default(),
     };
     let mut b = Obedient {

@@ -402,9 +402,12 @@ impl Backend for EngineBackend {
         let think = self.opts.think_budget;
         let think_start = self.encode("<think>")?;
         let think_end = self.encode("</think>")?;
-        let body_spec = req
-            .answer_schema
-            .map(|a| ConstraintSpec::ToolCalls(turn_spec(req.tools, Some(a), false)));
+        let body_spec = if req.require_call && !req.tools.is_empty() {
+            Some(ConstraintSpec::ToolCalls(turn_spec(req.tools, None, false)))
+        } else {
+            req.answer_schema
+                .map(|a| ConstraintSpec::ToolCalls(turn_spec(req.tools, Some(a), false)))
+        };
         let tok = self.tokenizer().clone();
         let mut d = Decoder {
             session: &mut self.session,

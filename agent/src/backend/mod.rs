@@ -42,6 +42,7 @@ impl<P: Backend, W: Backend> Backend for PlannerWriter<P, W> {
             // The whole turn budget again: the planner's own answer is discarded, and the loop
             // counts both against the run's token limit.
             max_tokens: req.max_tokens,
+            require_call: false,
         };
         let answer = self.writer.complete(&writer_req)?;
         let thinking = match plan.text.rfind("</think>") {
@@ -80,6 +81,7 @@ mod tests {
             tools: &[],
             answer_schema: None,
             max_tokens: 100,
+            require_call: false,
         };
         let mut p = PlannerWriter {
             planner: Fixed("<think>plan</think>{\"x\": 1}", 0),

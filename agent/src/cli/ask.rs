@@ -37,7 +37,12 @@ pub struct AskArgs {
 
 pub fn run(a: AskArgs) -> Result<()> {
     let mut agent = a.agent.build(&a.docs)?;
-    let (out, id) = ask(&mut agent, &a.question, a.k, a.schema.as_ref())?;
+    let schema = a
+        .schema
+        .as_ref()
+        .map(|p| read_schema(p, "--schema"))
+        .transpose()?;
+    let (out, id) = ask(&mut agent, &a.question, a.k, schema)?;
     let Some(answer) = out.answer.filter(|_| out.stop == StopReason::Answered) else {
         bail!(
             "no answer (run {id}: {}); see lfm-agent runs show {id} --traces {}",
@@ -66,7 +71,7 @@ pub fn ask(
     agent: &mut Agent,
     question: &str,
     k: usize,
-    schema_flag: Option<&PathBuf>,
+    schema: Option<Value>,
 ) -> Result<(RunOutcome, i64)> {
     if question.trim().is_empty() {
         bail!("the question is empty");
@@ -76,9 +81,10 @@ pub fn ask(
         .clone()
         .context("no index: pass --docs DIR (or set index.docs in lfm-agent.toml)")?;
     let prompts = agent.prompts(Task::Ask)?;
-    let schema = match schema_flag.or(agent.config.ask.schema.as_ref()) {
-        Some(p) => read_schema(p, "--schema")?,
-        None => prompts
+    let schema = match (schema, agent.config.ask.schema.as_ref()) {
+        (Some(s), _) => s,
+        (None, Some(p)) => read_schema(p, "tasks.ask.schema")?,
+        (None, None) => prompts
             .default_schema()?
             .context("the ask prompts have no schema.json")?,
     };
@@ -114,16 +120,22 @@ pub fn ask(
     let system = prompts.render_system(&[("schema", &schema.to_string())])?;
     let user = prompts.render_user(&[("passages", &passages), ("question", question)])?;
     let registry = agent.task_tools(&agent.config.ask.tools.clone(), question)?;
-    let check = move |answer: &Value, steps: &[Step]| {
+    let allowed = move |steps: &[Step]| {
         let mut allowed = given.clone();
         allowed.extend(citations::retrieved_ids(steps));
-        citations::check(answer, &allowed)
+        allowed
     };
+    let allowed_too = allowed.clone();
+    let check = move |answer: &Value, steps: &[Step]| citations::check(answer, &allowed(steps));
+    // Decoding is held to the same ids, so a citation the check would refuse cannot be written.
+    let narrow =
+        move |schema: &Value, steps: &[Step]| citations::narrow(schema, &allowed_too(steps));
     let limits = agent.config.limits.clone();
     let task = RunTask {
         registry: &registry,
         answer_schema: Some(&schema),
         check: Some(&check),
+        narrow: Some(&narrow),
         limits: &limits,
     };
     agent.run("ask", question, &task, &system, user)

@@ -9,6 +9,8 @@ use anyhow::{Context, Result};
 use clap::Args;
 use lfm_engine::synth::{write_model_folder, DiskDtype, Preset};
 
+use lfm_agent::config::Config;
+
 use super::agent_args::{Agent, AgentArgs};
 
 #[derive(Debug, Args)]
@@ -40,31 +42,7 @@ pub fn run(a: DemoArgs) -> Result<()> {
         }
     }
     std::fs::create_dir_all(&a.out).with_context(|| format!("--out {}", a.out.display()))?;
-    let synthetic = config.model.path.is_none();
-    if synthetic {
-        let dir = a.out.join("model-tiny");
-        if !dir.join("model.safetensors").exists() {
-            eprintln!(
-                "demo: no model configured; writing a synthetic random-weight model to {}",
-                dir.display()
-            );
-            write_model_folder(Preset::Tiny, DiskDtype::F32, 0, &dir)?;
-        }
-        config.model.path = Some(dir);
-        // A small model and meaningless text: short turns keep the demo quick.
-        config.model.think_budget = config.model.think_budget.or(Some(24));
-        config.model.ctx = config.model.ctx.or(Some(4096));
-        if a.agent.max_turn_tokens.is_none() {
-            config.limits.max_turn_tokens = 512;
-        }
-        if a.agent.max_steps.is_none() {
-            config.limits.max_steps = 4;
-        }
-        config.model.temperature = config.model.temperature.or(Some(0.8));
-        // Its tokenizer has random merges, so text takes about three times the tokens it
-        // takes with LFM2's, in a 4,096-token context: smaller tool results.
-        config.tool_output_chars = config.tool_output_chars.min(1500);
-    }
+    use_synthetic_if_unset(&mut config, &a.agent, &a.out, 4096)?;
     if a.agent.index.is_none() {
         config.index = a.out.join("index");
     }
@@ -147,6 +125,57 @@ pub fn run(a: DemoArgs) -> Result<()> {
         println!("  (model: synthetic, {})", agent.model_name);
     }
     Ok(())
+}
+
+/// With no model configured, points `config` at a synthetic tiny model under `dir`
+/// (written on first use, said on stderr) with short turns, and returns true.
+/// `ctx` is the context it is used with: the tiny preset's own is 4,096 tokens, and a longer
+/// one is written into its config (random weights have no trained length to respect).
+pub fn use_synthetic_if_unset(
+    config: &mut Config,
+    flags: &AgentArgs,
+    dir: &Path,
+    ctx: usize,
+) -> Result<bool> {
+    if config.model.path.is_some() {
+        return Ok(false);
+    }
+    let dir = dir.join(if ctx > 4096 {
+        format!("model-tiny-{ctx}")
+    } else {
+        "model-tiny".into()
+    });
+    if !dir.join("model.safetensors").exists() {
+        eprintln!(
+            "no model configured; writing a synthetic random-weight model to {}",
+            dir.display()
+        );
+        write_model_folder(Preset::Tiny, DiskDtype::F32, 0, &dir)
+            .with_context(|| format!("writing a synthetic model to {}", dir.display()))?;
+        if ctx > 4096 {
+            let path = dir.join("config.json");
+            let mut c: serde_json::Value = serde_json::from_slice(&std::fs::read(&path)?)
+                .with_context(|| format!("{}", path.display()))?;
+            c["max_position_embeddings"] = ctx.into();
+            std::fs::write(&path, serde_json::to_vec_pretty(&c)?)
+                .with_context(|| format!("{}", path.display()))?;
+        }
+    }
+    config.model.path = Some(dir);
+    // A small model and meaningless text: short turns keep it quick.
+    config.model.think_budget = config.model.think_budget.or(Some(24));
+    config.model.ctx = config.model.ctx.or(Some(ctx));
+    if flags.max_turn_tokens.is_none() {
+        config.limits.max_turn_tokens = 512;
+    }
+    if flags.max_steps.is_none() {
+        config.limits.max_steps = 4;
+    }
+    config.model.temperature = config.model.temperature.or(Some(0.8));
+    // Its tokenizer has random merges, so text takes about three times the tokens it takes
+    // with LFM2's: smaller tool results.
+    config.tool_output_chars = config.tool_output_chars.min(1500);
+    Ok(true)
 }
 
 fn display(p: &Path) -> String {

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use lfm_agent::runner::{RunTask, StopReason};
+use lfm_agent::runner::{RunOutcome, RunTask, StopReason};
 use lfm_agent::tasks::logsplit;
 use lfm_agent::tasks::tickets::Output;
 use lfm_prompts::Task;
@@ -61,6 +61,69 @@ pub fn run(a: ExtractArgs) -> Result<()> {
     Ok(())
 }
 
+/// What every window of an extract run shares.
+pub struct ExtractSetup {
+    prompts: lfm_prompts::Prompts,
+    /// `{"events": [EVENT...]}`: the model returns a window's events as one object.
+    schema: Value,
+    system: String,
+    registry: lfm_tools::Registry,
+}
+
+impl ExtractSetup {
+    /// The setup for events under `event` (the schema of one record).
+    pub fn new(agent: &Agent, event: &Value) -> Result<ExtractSetup> {
+        let schema = json!({
+            "type": "object",
+            "properties": {"events": {"type": "array", "items": event, "maxItems": 64}},
+            "required": ["events"],
+            "additionalProperties": false
+        });
+        let prompts = agent.prompts(Task::Extract)?;
+        let system = prompts.render_system(&[("schema", &event.to_string())])?;
+        let registry = agent.task_tools(&agent.config.extract.tools.clone(), "")?;
+        Ok(ExtractSetup {
+            prompts,
+            schema,
+            system,
+            registry,
+        })
+    }
+
+    /// Runs one window of the log `name`; `input` names it in the trace. On an answer the
+    /// events are `outcome.answer["events"]`.
+    pub fn run(
+        &self,
+        agent: &mut Agent,
+        name: &str,
+        w: &logsplit::Window,
+        input: &str,
+    ) -> Result<(RunOutcome, i64)> {
+        let user = self.prompts.render_user(&[
+            ("first_line", &w.first_line.to_string()),
+            ("last_line", &w.last_line.to_string()),
+            ("file", name),
+            ("lines", &w.text),
+        ])?;
+        let limits = agent.config.limits.clone();
+        let task = RunTask {
+            registry: &self.registry,
+            answer_schema: Some(&self.schema),
+            check: None,
+            narrow: None,
+            limits: &limits,
+        };
+        agent.run("extract", input, &task, &self.system, user)
+    }
+}
+
+/// The log's windows for `agent`'s context (`window_tokens` of log each, default a quarter).
+pub fn windows(agent: &Agent, text: &str, window_tokens: Option<usize>) -> Vec<logsplit::Window> {
+    let budget = window_tokens.unwrap_or(agent.context / 4).max(16);
+    let counter = agent.counter.clone();
+    logsplit::split(text, budget, &|s| counter(s))
+}
+
 pub fn extract(
     agent: &mut Agent,
     log: &Path,
@@ -69,20 +132,10 @@ pub fn extract(
     window_tokens: Option<usize>,
 ) -> Result<Summary> {
     let event = read_schema(schema_path, "--schema")?;
-    // The model returns a window's events as one object; each event is then a record.
-    let schema = json!({
-        "type": "object",
-        "properties": {"events": {"type": "array", "items": event, "maxItems": 64}},
-        "required": ["events"],
-        "additionalProperties": false
-    });
-    let prompts = agent.prompts(Task::Extract)?;
-    let system = prompts.render_system(&[("schema", &event.to_string())])?;
+    let setup = ExtractSetup::new(agent, &event)?;
     let bytes = std::fs::read(log).with_context(|| format!("{}: cannot read", log.display()))?;
     let text = String::from_utf8_lossy(&bytes);
-    let budget = window_tokens.unwrap_or(agent.context / 4).max(16);
-    let counter = agent.counter.clone();
-    let windows = logsplit::split(&text, budget, &|s| counter(s));
+    let windows = windows(agent, &text, window_tokens);
     // A window is done when its marker record is in the output; events carry their window.
     let mut output = Output::open(out, &|v| {
         (v["done"] == true)
@@ -90,8 +143,6 @@ pub fn extract(
             .flatten()
     })?;
     let name = log.display().to_string();
-    let registry = agent.task_tools(&agent.config.extract.tools.clone(), "")?;
-    let limits = agent.config.limits.clone();
     let started = Instant::now();
     let mut s = Summary {
         windows: windows.len(),
@@ -109,20 +160,8 @@ pub fn extract(
             s.skipped += 1;
             continue;
         }
-        let user = prompts.render_user(&[
-            ("first_line", &w.first_line.to_string()),
-            ("last_line", &w.last_line.to_string()),
-            ("file", &name),
-            ("lines", &w.text),
-        ])?;
-        let task = RunTask {
-            registry: &registry,
-            answer_schema: Some(&schema),
-            check: None,
-            limits: &limits,
-        };
         let input = format!("{name}:{key}");
-        let (outcome, run_id) = agent.run("extract", &input, &task, &system, user)?;
+        let (outcome, run_id) = setup.run(agent, &name, w, &input)?;
         match (&outcome.stop, outcome.answer) {
             (StopReason::Answered, Some(Value::Object(mut a))) => {
                 let events = match a.remove("events") {

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use lfm_agent::runner::{RunTask, StopReason};
+use lfm_agent::runner::{RunOutcome, RunTask, StopReason};
 use lfm_agent::tasks::tickets::{self, Output};
 use lfm_prompts::Task;
 use serde_json::{json, Value};
@@ -76,6 +76,51 @@ pub fn print_summary(s: &Summary, out: &std::path::Path, agent: &Agent) {
     );
 }
 
+/// What every ticket of a triage run shares: the prompts, the output schema and the
+/// rendered system turn.
+pub struct TriageSetup {
+    prompts: lfm_prompts::Prompts,
+    schema: Value,
+    system: String,
+}
+
+impl TriageSetup {
+    /// The setup for `agent`, under `schema` (else `tasks.triage.schema`, else the built-in).
+    pub fn new(agent: &Agent, schema: Option<Value>) -> Result<TriageSetup> {
+        let prompts = agent.prompts(Task::Triage)?;
+        let schema = match (schema, agent.config.triage.schema.as_ref()) {
+            (Some(s), _) => s,
+            (None, Some(p)) => read_schema(p, "tasks.triage.schema")?,
+            (None, None) => prompts
+                .default_schema()?
+                .context("the triage prompts have no schema.json")?,
+        };
+        let system = prompts.render_system(&[("schema", &schema.to_string())])?;
+        Ok(TriageSetup {
+            prompts,
+            schema,
+            system,
+        })
+    }
+
+    /// Runs one ticket (its fields as a JSON object) through the loop: the outcome and the
+    /// trace's run id.
+    pub fn run(&self, agent: &mut Agent, id: &str, ticket: &Value) -> Result<(RunOutcome, i64)> {
+        let ticket = ticket.to_string();
+        let user = self.prompts.render_user(&[("ticket", &ticket)])?;
+        let registry = agent.task_tools(&agent.config.triage.tools.clone(), &ticket)?;
+        let limits = agent.config.limits.clone();
+        let task = RunTask {
+            registry: &registry,
+            answer_schema: Some(&self.schema),
+            check: None,
+            narrow: None,
+            limits: &limits,
+        };
+        agent.run("triage", id, &task, &self.system, user)
+    }
+}
+
 pub fn triage(
     agent: &mut Agent,
     tickets_path: &std::path::Path,
@@ -83,14 +128,10 @@ pub fn triage(
     schema_flag: Option<&PathBuf>,
     limit: Option<usize>,
 ) -> Result<Summary> {
-    let prompts = agent.prompts(Task::Triage)?;
-    let schema = match schema_flag.or(agent.config.triage.schema.as_ref()) {
-        Some(p) => read_schema(p, "--schema")?,
-        None => prompts
-            .default_schema()?
-            .context("the triage prompts have no schema.json")?,
-    };
-    let system = prompts.render_system(&[("schema", &schema.to_string())])?;
+    let schema = schema_flag
+        .map(|p| read_schema(p, "--schema"))
+        .transpose()?;
+    let setup = TriageSetup::new(agent, schema)?;
     let all = tickets::read(tickets_path)?;
     let mut output = Output::open(out_path, &|v| v["ticket"].as_str().map(str::to_string))?;
     let todo: Vec<_> = all
@@ -114,20 +155,9 @@ pub fn triage(
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     let started = Instant::now();
-    let task_tools = agent.config.triage.tools.clone();
-    let limits = agent.config.limits.clone();
     for t in todo {
         bar.set_message(t.id.clone());
-        let ticket = Value::Object(t.fields.clone()).to_string();
-        let user = prompts.render_user(&[("ticket", &ticket)])?;
-        let registry = agent.task_tools(&task_tools, &ticket)?;
-        let task = RunTask {
-            registry: &registry,
-            answer_schema: Some(&schema),
-            check: None,
-            limits: &limits,
-        };
-        let (outcome, run_id) = agent.run("triage", &t.id, &task, &system, user)?;
+        let (outcome, run_id) = setup.run(agent, &t.id, &Value::Object(t.fields.clone()))?;
         s.run_ids.push(run_id);
         match (&outcome.stop, outcome.answer) {
             (StopReason::Answered, Some(record)) => {

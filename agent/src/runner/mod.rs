@@ -36,6 +36,9 @@ pub struct TurnRequest<'a> {
     pub answer_schema: Option<&'a Value>,
     /// Most tokens for this message.
     pub max_tokens: usize,
+    /// The message must be a call of one of `tools` (OpenAI's `tool_choice: "required"`):
+    /// a backend that constrains output constrains the whole body after thinking to a call.
+    pub require_call: bool,
 }
 
 /// The backend's answer.
@@ -111,6 +114,12 @@ pub trait Backend {
 /// schema errors.
 pub type AnswerCheck = dyn Fn(&Value, &[Step]) -> Vec<String> + Send + Sync;
 
+/// A task's narrowing of the answer schema for the next turn, from the schema and the steps
+/// so far: the constraint the backend enforces, so that what [`AnswerCheck`] would refuse
+/// cannot be written (an `ask` answer may cite only the passages retrieved so far). The
+/// answer is still validated against the task's own schema and check.
+pub type AnswerNarrow = dyn Fn(&Value, &[Step]) -> Value + Send + Sync;
+
 /// What one run is: the tools, what the answer must be, and the limits.
 #[derive(Clone, Copy)]
 pub struct RunTask<'a> {
@@ -120,6 +129,9 @@ pub struct RunTask<'a> {
     pub answer_schema: Option<&'a Value>,
     /// A check beyond the schema.
     pub check: Option<&'a AnswerCheck>,
+    /// The schema each turn's answer is constrained to, when it is narrower than
+    /// `answer_schema`.
+    pub narrow: Option<&'a AnswerNarrow>,
     /// The limits.
     pub limits: &'a Limits,
 }
@@ -298,6 +310,7 @@ async fn drive(
         registry,
         answer_schema,
         check,
+        narrow,
         limits,
     } = *task;
     let started = Instant::now();
@@ -328,12 +341,17 @@ async fn drive(
             return (StopReason::MaxTokens, None);
         }
         let t = Instant::now();
+        let narrowed = match (narrow, answer_schema) {
+            (Some(f), Some(s)) => Some(f(s, &out.steps)),
+            _ => None,
+        };
         let turn = loop {
             let req = TurnRequest {
                 messages: &out.messages,
                 tools: &specs,
-                answer_schema,
+                answer_schema: narrowed.as_ref().or(answer_schema),
                 max_tokens: left.min(limits.max_turn_tokens),
+                require_call: false,
             };
             match backend.complete(&req) {
                 Ok(turn) => break turn,

@@ -32,6 +32,7 @@ async fn run(
         registry,
         answer_schema,
         check: None,
+        narrow: None,
         limits,
     };
     super::run(b, &task, messages).await
@@ -383,6 +384,7 @@ async fn the_task_check_sends_a_schema_valid_answer_back() {
         registry: &registry(),
         answer_schema: Some(&schema()),
         check: Some(&check),
+        narrow: None,
         limits: &Limits::default(),
     };
     let out = super::run(&mut b, &task, start()).await;
@@ -422,4 +424,72 @@ async fn a_backend_that_cannot_enforce_the_schema_stops_the_run_before_any_turn(
         }
     );
     assert!(out.steps.is_empty());
+}
+
+/// Records the answer schema each turn was asked to decode under.
+struct SchemaSpy {
+    inner: Script,
+    seen: Vec<Option<Value>>,
+}
+
+impl Backend for SchemaSpy {
+    fn complete(&mut self, req: &TurnRequest<'_>) -> Result<Turn, BackendError> {
+        self.seen.push(req.answer_schema.cloned());
+        self.inner.complete(req)
+    }
+}
+
+#[tokio::test]
+async fn each_turn_decodes_under_the_narrowed_schema_and_the_answer_meets_the_task_schema() {
+    let mut b = SchemaSpy {
+        inner: Script::new(&[
+            "<|tool_call_start|>[lookup_host(host=\"db-1\")]<|tool_call_end|>",
+            "{\"team\": \"team-db-1\"}",
+        ]),
+        seen: Vec::new(),
+    };
+    // The narrowing lists what the tool results so far named.
+    let narrow = |base: &Value, steps: &[Step]| {
+        let mut s = base.clone();
+        let seen: Vec<Value> = steps
+            .iter()
+            .filter_map(|st| match st {
+                Step::ToolCall { result, .. } => Some(json!(result)),
+                _ => None,
+            })
+            .collect();
+        s["properties"]["team"] = json!({ "enum": seen });
+        s
+    };
+    let task = RunTask {
+        registry: &registry(),
+        answer_schema: Some(&schema()),
+        check: None,
+        narrow: Some(&narrow),
+        limits: &Limits::default(),
+    };
+    let out = super::run(&mut b, &task, start()).await;
+    assert_eq!(out.stop, StopReason::Answered);
+    assert_eq!(b.seen.len(), 2);
+    assert_eq!(
+        b.seen[0].as_ref().unwrap()["properties"]["team"],
+        json!({"enum": []})
+    );
+    let second = &b.seen[1].as_ref().unwrap()["properties"]["team"]["enum"];
+    assert_eq!(second.as_array().map(Vec::len), Some(1), "{second}");
+    // Without a narrowing the task's own schema goes to every turn.
+    let mut b = SchemaSpy {
+        inner: Script::new(&["{\"team\": \"x\"}"]),
+        seen: Vec::new(),
+    };
+    let out = run(
+        &mut b,
+        &registry(),
+        start(),
+        Some(&schema()),
+        &Limits::default(),
+    )
+    .await;
+    assert_eq!(out.stop, StopReason::Answered);
+    assert_eq!(b.seen, vec![Some(schema())]);
 }

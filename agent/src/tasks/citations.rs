@@ -84,6 +84,40 @@ pub fn check(answer: &Value, allowed: &BTreeSet<String>) -> Vec<String> {
         .collect()
 }
 
+/// `schema` with its `citations` array narrowed to the ids in `allowed` (those its own item
+/// schema accepts): the constraint decoding enforces, so a model cannot cite a passage it was
+/// not shown. A schema without a `citations` array property comes back unchanged.
+pub fn narrow(schema: &Value, allowed: &BTreeSet<String>) -> Value {
+    let mut out = schema.clone();
+    let Some(cites) = out
+        .get_mut("properties")
+        .and_then(|p| p.get_mut("citations"))
+        .filter(|c| c["type"] == "array")
+    else {
+        return out;
+    };
+    let item_ok = match cites.get("items").map(|i| jsonschema::validator_for(i)) {
+        Some(Ok(v)) => Some(v),
+        Some(Err(_)) => return schema.clone(),
+        None => None,
+    };
+    let ids: Vec<Value> = allowed
+        .iter()
+        .map(|id| Value::String(id.clone()))
+        .filter(|id| item_ok.as_ref().is_none_or(|v| v.is_valid(id)))
+        .collect();
+    if ids.is_empty() {
+        cites["maxItems"] = 0.into();
+        if let Some(o) = cites.as_object_mut() {
+            o.remove("items");
+            o.remove("minItems");
+        }
+    } else {
+        cites["items"] = serde_json::json!({ "enum": ids });
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -142,5 +176,32 @@ mod tests {
         assert_eq!(errors.len(), 2);
         assert!(errors[0].starts_with("/citations/1: `x#1`"));
         assert!(errors[1].starts_with("/citations/2: `rows/1`"));
+    }
+
+    #[test]
+    fn narrowing_lists_the_allowed_ids_and_nothing_else() {
+        let schema = json!({"type": "object", "properties": {
+            "answer": {"type": "string"},
+            "citations": {"type": "array", "items": {"type": "string", "maxLength": 12}, "maxItems": 8}
+        }});
+        let allowed: BTreeSet<String> = ["a.md#1", "b.md#L1-L9", "much/too/long.md#3"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let n = narrow(&schema, &allowed);
+        assert_eq!(
+            n["properties"]["citations"],
+            json!({"type": "array", "items": {"enum": ["a.md#1", "b.md#L1-L9"]}, "maxItems": 8})
+        );
+        assert_eq!(n["properties"]["answer"], schema["properties"]["answer"]);
+        // Nothing retrieved yet: no citation can be written.
+        let none = narrow(&schema, &BTreeSet::new());
+        assert_eq!(
+            none["properties"]["citations"],
+            json!({"type": "array", "maxItems": 0})
+        );
+        // Another shape of answer is left alone.
+        let other = json!({"type": "object", "properties": {"citations": {"type": "string"}}});
+        assert_eq!(narrow(&other, &allowed), other);
     }
 }

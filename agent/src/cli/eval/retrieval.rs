@@ -5,23 +5,11 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use clap::{Args, Subcommand};
+use clap::Args;
 use lfm_retrieval::eval::{self, Metrics, RankerOutput};
 use lfm_retrieval::{Indexer, Retriever};
 
-use super::index::ChunkArgs;
-
-#[derive(Debug, Args)]
-pub struct EvalCmd {
-    #[command(subcommand)]
-    command: EvalSub,
-}
-
-#[derive(Debug, Subcommand)]
-enum EvalSub {
-    /// Retrieval quality: recall@k and MRR on a labelled question set.
-    Retrieval(RetrievalEvalArgs),
-}
+use super::super::index::ChunkArgs;
 
 #[derive(Debug, Args)]
 pub struct RetrievalEvalArgs {
@@ -56,13 +44,7 @@ pub struct RetrievalEvalArgs {
     chunking: ChunkArgs,
 }
 
-pub fn run(c: EvalCmd) -> Result<()> {
-    match c.command {
-        EvalSub::Retrieval(a) => retrieval(a),
-    }
-}
-
-fn retrieval(a: RetrievalEvalArgs) -> Result<()> {
+pub fn run(a: RetrievalEvalArgs) -> Result<()> {
     if a.k == 0 || a.mrr_depth < a.k {
         anyhow::bail!("--k must be at least 1 and --mrr-depth at least --k");
     }

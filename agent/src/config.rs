@@ -9,6 +9,8 @@
 //! [model]
 //! path = "models/LFM2.5-1.2B-Thinking"     # HF folder or GGUF file; unset: the demo synthesises one
 //! writer = "models/LFM2.5-1.2B-Instruct"   # optional: writes final answers
+//! # backend = "http://10.0.0.5:8000/v1"   # instead of path: an OpenAI-compatible server
+//! # backend_model = "LiquidAI/LFM2.5-1.2B-Thinking"  # its model name (default: its first)
 //! think_budget = 512                       # thinking tokens per turn (0: no thinking)
 //! ctx = 16384
 //! temperature = 0.1                        # also top_k, top_p, min_p, repetition_penalty, seed
@@ -89,6 +91,8 @@ pub struct RawConfig {
 #[allow(missing_docs)] // Each field is the key of the same name, documented in the module.
 pub struct RawModel {
     pub path: Option<PathBuf>,
+    pub backend: Option<String>,
+    pub backend_model: Option<String>,
     pub writer: Option<PathBuf>,
     pub think_budget: Option<usize>,
     pub ctx: Option<usize>,

@@ -1,10 +1,12 @@
 //! Backends of the agent loop ([`crate::runner::Backend`]): the embedded engine
-//! ([`EngineBackend`]), and a planner/writer pair ([`PlannerWriter`]: a Thinking model plans
+//! ([`EngineBackend`]), an OpenAI-compatible server ([`RemoteBackend`]), and a planner/writer pair ([`PlannerWriter`]: a Thinking model plans
 //! and calls tools, an Instruct model writes the final answer).
 
 mod engine;
+mod remote;
 
 pub use engine::{EngineBackend, EngineOptions};
+pub use remote::{turn_from_reply, wire_messages, RemoteBackend, RemoteOptions};
 
 use crate::runner::{Backend, BackendError, Turn, TurnRequest};
 use crate::toolcall::parse_message;

@@ -7,7 +7,9 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use lfm_agent::backend::{EngineBackend, EngineOptions, PlannerWriter};
+use lfm_agent::backend::{
+    EngineBackend, EngineOptions, PlannerWriter, RemoteBackend, RemoteOptions,
+};
 use lfm_agent::config::Config;
 use lfm_agent::runner::{run, Backend, RunOutcome, RunTask, StopReason};
 use lfm_agent::trace::{RunMeta, TraceStore};
@@ -29,6 +31,14 @@ pub struct AgentArgs {
     /// The model (HF folder or GGUF file); overrides `model.path`.
     #[arg(long, value_name = "DIR")]
     pub model: Option<PathBuf>,
+    /// An OpenAI-compatible server (`http://HOST:PORT/v1`: vLLM, llama.cpp's server, another
+    /// lfm-agent) instead of a local model; overrides `model.backend`. Its API key, if any,
+    /// is read from LFM_AGENT_API_KEY.
+    #[arg(long, value_name = "URL")]
+    pub backend: Option<String>,
+    /// The model name to send to --backend (default: the first the server lists).
+    #[arg(long, value_name = "NAME")]
+    pub backend_model: Option<String>,
     /// A second model that writes final answers; overrides `model.writer`.
     #[arg(long, value_name = "DIR")]
     pub writer: Option<PathBuf>,
@@ -82,6 +92,12 @@ impl AgentArgs {
         if let Some(w) = &self.writer {
             c.model.writer = Some(w.clone());
         }
+        if let Some(b) = &self.backend {
+            c.model.backend = Some(b.clone());
+        }
+        if let Some(m) = &self.backend_model {
+            c.model.backend_model = Some(m.clone());
+        }
         macro_rules! over {
             ($($flag:ident => $($field:ident).+),* $(,)?) => {
                 $(if let Some(v) = &self.$flag { c.$($field).+ = v.clone().into(); })*
@@ -123,6 +139,15 @@ pub struct Agent {
     rt: tokio::runtime::Runtime,
 }
 
+/// A backend and what the agent needs to know of its model.
+struct Backed {
+    backend: Box<dyn Backend>,
+    model_name: String,
+    synthetic: bool,
+    counter: Arc<dyn Fn(&str) -> usize + Send + Sync>,
+    max_context: usize,
+}
+
 fn load_model(path: &Path, dtype: &str) -> Result<Arc<LoadedModel>> {
     let dtype: ComputeDtype = dtype.parse().context("model.dtype")?;
     let m = LoadedModel::load(path, &LoadOptions { dtype })
@@ -135,6 +160,35 @@ impl Agent {
     /// incrementally), builds the tools and opens the trace store.
     pub fn build(config: Config, docs: &[PathBuf]) -> Result<Agent> {
         let mc = &config.model;
+        if let Some(url) = &mc.backend {
+            if mc.path.is_some() || mc.writer.is_some() {
+                bail!("model.backend (--backend) and model.path/model.writer (--model/--writer) both set: use one");
+            }
+            let remote = RemoteBackend::new(RemoteOptions {
+                url: url.clone(),
+                model: mc.backend_model.clone(),
+                api_key: std::env::var("LFM_AGENT_API_KEY")
+                    .ok()
+                    .filter(|k| !k.is_empty()),
+                temperature: mc.temperature,
+                top_p: mc.top_p,
+                seed: mc.seed,
+                timeout: config.limits.max_wall,
+            })
+            .map_err(anyhow::Error::msg)
+            .context("--backend (model.backend)")?;
+            let model_name = format!("{} at {url}", remote.model());
+            let counter: Arc<dyn Fn(&str) -> usize + Send + Sync> =
+                Arc::new(|s: &str| s.len() / 3 + 1);
+            let backed = Backed {
+                backend: Box::new(remote),
+                model_name,
+                synthetic: false,
+                counter,
+                max_context: 32768,
+            };
+            return Self::assemble(config, docs, backed);
+        }
         let Some(path) = &mc.path else {
             bail!("no model: pass --model DIR or set model.path in lfm-agent.toml (`lfm-agent demo` makes a synthetic one)");
         };
@@ -182,6 +236,26 @@ impl Agent {
                 })
             }
         };
+        let backed = Backed {
+            backend,
+            model_name: path.display().to_string(),
+            synthetic,
+            counter,
+            max_context: max,
+        };
+        Self::assemble(config, docs, backed)
+    }
+
+    /// The rest of the agent around its backend: index, tools, traces, runtime.
+    fn assemble(config: Config, docs: &[PathBuf], b: Backed) -> Result<Agent> {
+        let Backed {
+            backend,
+            model_name,
+            synthetic,
+            counter,
+            max_context,
+        } = b;
+        let context = config.model.ctx.unwrap_or(16384).min(max_context);
         let retriever = open_index(&config.index, docs)?;
         let tools = build_tools(&config, retriever.clone())?;
         let traces = TraceStore::open(&config.traces)
@@ -194,7 +268,7 @@ impl Agent {
             .context("starting the async runtime")?;
         Ok(Agent {
             rt,
-            model_name: path.display().to_string(),
+            model_name,
             synthetic,
             backend,
             traces,

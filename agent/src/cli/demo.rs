@@ -127,7 +127,7 @@ pub fn run(a: DemoArgs) -> Result<()> {
     Ok(())
 }
 
-/// With no model configured, points `config` at a synthetic tiny model under `dir`
+/// With no model (and no backend) configured, points `config` at a synthetic tiny model under `dir`
 /// (written on first use, said on stderr) with short turns, and returns true.
 /// `ctx` is the context it is used with: the tiny preset's own is 4,096 tokens, and a longer
 /// one is written into its config (random weights have no trained length to respect).
@@ -137,7 +137,7 @@ pub fn use_synthetic_if_unset(
     dir: &Path,
     ctx: usize,
 ) -> Result<bool> {
-    if config.model.path.is_some() {
+    if config.model.path.is_some() || config.model.backend.is_some() {
         return Ok(false);
     }
     let dir = dir.join(if ctx > 4096 {

@@ -9,6 +9,7 @@
 pub mod backend;
 pub mod config;
 pub mod runner;
+pub mod serve;
 pub mod tasks;
 pub mod toolcall;
 pub mod trace;

@@ -161,7 +161,10 @@ fn eval_tool_calls_over_a_remote_server_scores_its_calls() {
 fn a_task_over_a_remote_server_sends_the_schema_and_the_tool_results_back() {
     // Turn 1 calls current_time; turn 2 answers. Without tools the answer schema goes as
     // response_format; with tools the answer is validated by the loop.
-    let (url, seen) = serve(|_, body| {
+    let (url, seen) = serve(|path, body| {
+        if path.ends_with("/models") {
+            return (404, json!({"error": "no listing here"}));
+        }
         let msgs = body["messages"].as_array().cloned().unwrap_or_default();
         if msgs.iter().any(|m| m["role"] == "tool") {
             let record = json!({"category": "network", "priority": "P2", "team": "network",
@@ -210,8 +213,16 @@ fn a_task_over_a_remote_server_sends_the_schema_and_the_tool_results_back() {
     .unwrap();
     assert_eq!(line["record"]["team"], "network");
     let seen = seen.lock().unwrap();
-    assert_eq!(seen.len(), 2, "no /models call when the model is named");
-    let second = &seen[1].1["messages"];
+    // The listing is asked once (for its `synthetic` mark); it fails here, which is fine
+    // when the model is named.
+    assert_eq!(seen[0].0, "/v1/models");
+    let chats: Vec<&Value> = seen
+        .iter()
+        .filter(|(p, _)| p == "/v1/chat/completions")
+        .map(|(_, b)| b)
+        .collect();
+    assert_eq!(chats.len(), 2);
+    let second = &chats[1]["messages"];
     let n = second.as_array().unwrap().len();
     assert_eq!(
         second[n - 2]["tool_calls"][0]["function"]["name"],
@@ -222,7 +233,7 @@ fn a_task_over_a_remote_server_sends_the_schema_and_the_tool_results_back() {
         second[n - 1]["tool_call_id"],
         second[n - 2]["tool_calls"][0]["id"]
     );
-    assert_eq!(seen[1].1["model"], "m1");
+    assert_eq!(chats[1]["model"], "m1");
 }
 
 #[test]

@@ -22,6 +22,7 @@
 //! prefill saves a point there, and the turn after re-prefills from it (that message without
 //! its thinking, and what followed it), not from the system turn.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -69,6 +70,8 @@ pub struct EngineBackend {
     /// split it differently.
     last: Option<(String, Vec<u32>)>,
     sampler: Sampler,
+    /// Set by the caller to stop a turn at the next token (a server's client went away).
+    cancel: Option<Arc<AtomicBool>>,
 }
 
 fn failed(what: &str, e: impl std::fmt::Display) -> BackendError {
@@ -98,7 +101,35 @@ impl EngineBackend {
             points: Vec::new(),
             last: None,
             sampler,
+            cancel: None,
         })
+    }
+
+    /// Sampling for the turns from now on (a server's per-request temperature, top_p, seed).
+    pub fn set_sampling(&mut self, p: SamplingParams) -> Result<(), String> {
+        self.sampler = Sampler::new(p.clone()).map_err(|e| e.to_string())?;
+        self.opts.sampling = p;
+        Ok(())
+    }
+
+    /// The sampling in force.
+    pub fn sampling(&self) -> &SamplingParams {
+        &self.opts.sampling
+    }
+
+    /// Thinking tokens per turn from now on.
+    pub fn set_think_budget(&mut self, n: usize) {
+        self.opts.think_budget = n;
+    }
+
+    /// A flag that, once set, ends the turn in progress with an error at its next token.
+    pub fn set_cancel(&mut self, flag: Option<Arc<AtomicBool>>) {
+        self.cancel = flag;
+    }
+
+    /// The session's context in tokens.
+    pub fn context(&self) -> usize {
+        self.session.context()
     }
 
     fn tokenizer(&self) -> &Tokenizer {
@@ -243,6 +274,7 @@ struct Decoder<'a> {
     session: &'a mut Session,
     sampler: &'a mut Sampler,
     stop_tokens: &'a [u32],
+    cancel: Option<&'a AtomicBool>,
     logits: Vec<f32>,
     out: Vec<u32>,
     budget: usize,
@@ -305,6 +337,9 @@ impl Decoder<'_> {
 
     /// Runs a drawn token.
     fn push(&mut self, token: u32) -> Result<(), BackendError> {
+        if self.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+            return Err(BackendError::Failed("cancelled".into()));
+        }
         self.out.push(token);
         let session = &mut *self.session;
         self.logits = timed(&mut self.times.forward, || session.decode(token))
@@ -413,6 +448,7 @@ impl Backend for EngineBackend {
             session: &mut self.session,
             sampler: &mut self.sampler,
             stop_tokens: &self.stop_tokens,
+            cancel: self.cancel.as_deref(),
             logits,
             out: Vec::new(),
             budget: req.max_tokens,

@@ -46,6 +46,7 @@ pub struct RemoteOptions {
 pub struct RemoteBackend {
     opts: RemoteOptions,
     model: String,
+    synthetic: bool,
     http: ureq::Agent,
 }
 
@@ -64,12 +65,33 @@ impl RemoteBackend {
         let mut b = RemoteBackend {
             opts: RemoteOptions { url, ..opts },
             model: String::new(),
+            synthetic: false,
             http,
         };
-        b.model = match &b.opts.model {
-            Some(m) => m.clone(),
-            None => b.first_model()?,
-        };
+        // The listing names the model when none is given, and says (lfm-agent serve) whether
+        // it is a synthetic one; a server without it is fine when the model is named.
+        match (b.list_models(), &b.opts.model) {
+            (Ok(list), named) => {
+                let pick = match named {
+                    Some(m) => list.iter().find(|e| e["id"] == m.as_str()),
+                    None => list.first(),
+                };
+                b.synthetic = pick.is_some_and(|e| e["meta"]["synthetic"] == true);
+                b.model = match (named, pick) {
+                    (Some(m), _) => m.clone(),
+                    (None, Some(e)) => e["id"].as_str().unwrap_or_default().to_string(),
+                    (None, None) => String::new(),
+                };
+                if b.model.is_empty() {
+                    return Err(format!(
+                        "GET {}/models: no model listed; name one",
+                        b.opts.url
+                    ));
+                }
+            }
+            (Err(_), Some(m)) => b.model = m.clone(),
+            (Err(e), None) => return Err(e),
+        }
         Ok(b)
     }
 
@@ -78,7 +100,12 @@ impl RemoteBackend {
         &self.model
     }
 
-    fn first_model(&self) -> Result<String, String> {
+    /// Whether the server said its model is a synthetic random-weight one.
+    pub fn synthetic(&self) -> bool {
+        self.synthetic
+    }
+
+    fn list_models(&self) -> Result<Vec<Value>, String> {
         let url = format!("{}/models", self.opts.url);
         let mut req = self.http.get(&url);
         if let Some(k) = &self.opts.api_key {
@@ -95,10 +122,10 @@ impl RemoteBackend {
         }
         let v: Value =
             serde_json::from_str(&text).map_err(|e| format!("GET {url}: not JSON: {e}"))?;
-        v["data"][0]["id"]
-            .as_str()
-            .map(str::to_string)
-            .ok_or_else(|| format!("GET {url}: no model listed; name one"))
+        v["data"]
+            .as_array()
+            .cloned()
+            .ok_or_else(|| format!("GET {url}: no `data` list"))
     }
 
     /// The request body for `req`.

@@ -178,12 +178,13 @@ impl Agent {
             .map_err(anyhow::Error::msg)
             .context("--backend (model.backend)")?;
             let model_name = format!("{} at {url}", remote.model());
+            let synthetic = remote.synthetic();
             let counter: Arc<dyn Fn(&str) -> usize + Send + Sync> =
                 Arc::new(|s: &str| s.len() / 3 + 1);
             let backed = Backed {
                 backend: Box::new(remote),
                 model_name,
-                synthetic: false,
+                synthetic,
                 counter,
                 max_context: 32768,
             };

@@ -17,6 +17,7 @@ mod index;
 mod logits;
 mod runs;
 mod search;
+mod serve;
 mod synth;
 mod triage;
 
@@ -62,6 +63,9 @@ enum Command {
     Extract(extract::ExtractArgs),
     /// The whole product on the bundled example data (a synthetic model if none is set).
     Demo(demo::DemoArgs),
+    /// An OpenAI-compatible HTTP server over a local model (/v1/chat/completions, /v1/models,
+    /// /health, /metrics).
+    Serve(serve::ServeArgs),
 }
 
 /// Runs the parsed command.
@@ -81,5 +85,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ask(a) => ask::run(a),
         Command::Extract(a) => extract::run(a),
         Command::Demo(a) => demo::run(a),
+        Command::Serve(a) => serve::run(a),
     }
 }

@@ -1,0 +1,73 @@
+//! Prometheus metrics of the server, as text.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Mutex;
+
+/// Counters and gauges, updated by the handlers and the worker.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Responses by HTTP status.
+    pub responses: Mutex<BTreeMap<u16, u64>>,
+    /// Requests waiting for the model.
+    pub queue_depth: AtomicI64,
+    /// Tokens prefilled.
+    pub prompt_tokens: AtomicU64,
+    /// Tokens generated.
+    pub completion_tokens: AtomicU64,
+    /// Microseconds the model spent on finished turns.
+    pub generate_us: AtomicU64,
+    /// Microseconds from arrival to response, summed over answered requests.
+    pub latency_us: AtomicU64,
+    /// Microseconds waited in the queue, summed.
+    pub queue_us: AtomicU64,
+    /// Answered requests (the count behind the sums).
+    pub answered: AtomicU64,
+    /// Requests dropped because the client went away or timed out.
+    pub cancelled: AtomicU64,
+}
+
+impl Metrics {
+    /// Counts a response with `status`.
+    pub fn count(&self, status: u16) {
+        if let Ok(mut m) = self.responses.lock() {
+            *m.entry(status).or_default() += 1;
+        }
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        s.push_str("# HELP lfm_requests_total Responses by HTTP status.\n# TYPE lfm_requests_total counter\n");
+        if let Ok(m) = self.responses.lock() {
+            for (code, n) in m.iter() {
+                s.push_str(&format!("lfm_requests_total{{code=\"{code}\"}} {n}\n"));
+            }
+        }
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let secs = |a: &AtomicU64| g(a) as f64 / 1e6;
+        let gen_s = secs(&self.generate_us);
+        let tps = if gen_s > 0.0 {
+            g(&self.completion_tokens) as f64 / gen_s
+        } else {
+            0.0
+        };
+        let lines = [
+            ("lfm_queue_depth", "gauge", "Requests waiting for the model.", self.queue_depth.load(Ordering::Relaxed).max(0) as f64),
+            ("lfm_prompt_tokens_total", "counter", "Tokens prefilled.", g(&self.prompt_tokens) as f64),
+            ("lfm_completion_tokens_total", "counter", "Tokens generated.", g(&self.completion_tokens) as f64),
+            ("lfm_generate_seconds_total", "counter", "Model time of finished turns.", gen_s),
+            ("lfm_tokens_per_second", "gauge", "Generated tokens per second of model time, since start.", tps),
+            ("lfm_request_seconds_sum", "counter", "Arrival to response (non-streamed: the time to the first token), answered requests.", secs(&self.latency_us)),
+            ("lfm_request_seconds_count", "counter", "Answered requests.", g(&self.answered) as f64),
+            ("lfm_queue_seconds_sum", "counter", "Time waited for the model.", secs(&self.queue_us)),
+            ("lfm_cancelled_total", "counter", "Requests dropped: client gone or timed out.", g(&self.cancelled) as f64),
+        ];
+        for (name, kind, help, v) in lines {
+            s.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}\n"
+            ));
+        }
+        s
+    }
+}

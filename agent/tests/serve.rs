@@ -1,0 +1,305 @@
+//! `lfm-agent serve` on a synthetic model, over HTTP on loopback: the OpenAI endpoints, tool
+//! calls and JSON schemas enforced, errors that name the parameter, API keys, a full queue
+//! answered 429, and the evals run through it with `--backend`.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use serde_json::{json, Value};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_lfm-agent"))
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// A running server; killed on drop.
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A synthetic tiny model; `ctx` above its 4,096 is written into its config (random
+/// weights have no trained length), for the long tool lists of the eval suites.
+fn model_with(dir: &Path, ctx: usize) -> PathBuf {
+    let m = dir.join("tiny");
+    let o = bin()
+        .args(["synth", "--preset", "tiny", "--out", m.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let cfg = m.join("config.json");
+    let mut c: Value = serde_json::from_str(&std::fs::read_to_string(&cfg).unwrap()).unwrap();
+    c["max_position_embeddings"] = json!(ctx.max(4096));
+    std::fs::write(&cfg, c.to_string()).unwrap();
+    m
+}
+
+fn model(dir: &Path) -> PathBuf {
+    model_with(dir, 4096)
+}
+
+fn start(model: &Path, extra: &[&str]) -> Server {
+    let mut child = bin()
+        .args([
+            "serve",
+            "--model",
+            model.to_str().unwrap(),
+            "--addr",
+            "127.0.0.1:0",
+        ])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .split_whitespace()
+        .nth(2)
+        .unwrap_or_else(|| panic!("no address in {line:?}"));
+    Server {
+        child,
+        url: addr.to_string(),
+    }
+}
+
+fn http() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+/// POST `body` to `path`; the status, the Retry-After header and the JSON reply.
+fn post(url: &str, path: &str, body: &Value, key: Option<&str>) -> (u16, Option<String>, Value) {
+    let mut r = http()
+        .post(format!("{url}{path}"))
+        .header("Content-Type", "application/json");
+    if let Some(k) = key {
+        r = r.header("Authorization", format!("Bearer {k}"));
+    }
+    let mut resp = r.send(body.to_string().as_bytes()).unwrap();
+    let status = resp.status().as_u16();
+    let retry = resp
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_string());
+    let text = resp.body_mut().read_to_string().unwrap();
+    (
+        status,
+        retry,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+fn get(url: &str, path: &str) -> (u16, String) {
+    let mut resp = http().get(format!("{url}{path}")).call().unwrap();
+    (
+        resp.status().as_u16(),
+        resp.body_mut().read_to_string().unwrap(),
+    )
+}
+
+fn tool() -> Value {
+    json!({"type": "function", "function": {"name": "lookup_host", "description": "Who owns a host.",
+        "parameters": {"type": "object", "properties": {"host": {"type": "string", "maxLength": 30}},
+                       "required": ["host"], "additionalProperties": false}}})
+}
+
+fn user(text: &str) -> Value {
+    json!([{"role": "user", "content": text}])
+}
+
+#[test]
+fn chat_completions_enforce_tools_and_schemas_and_name_bad_parameters() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = start(&model(tmp.path()), &[]);
+    assert_eq!(get(&s.url, "/health").0, 200);
+    let (code, models) = get(&s.url, "/v1/models");
+    let models: Value = serde_json::from_str(&models).unwrap();
+    assert_eq!(
+        (code, models["data"][0]["id"].as_str()),
+        (200, Some("tiny"))
+    );
+    assert_eq!(models["data"][0]["meta"]["synthetic"], true);
+
+    // tool_choice required: the reply is a call of the tool, with arguments under its schema.
+    let params = tool()["function"]["parameters"].clone();
+    let v = jsonschema::validator_for(&params).unwrap();
+    for seed in 0..3 {
+        let (code, _, r) = post(
+            &s.url,
+            "/v1/chat/completions",
+            &json!({"messages": user("who owns db-1?"),
+            "tools": [tool()], "tool_choice": "required", "max_tokens": 1500, "seed": seed, "temperature": 0.8}),
+            None,
+        );
+        assert_eq!(code, 200, "{r}");
+        let c = &r["choices"][0];
+        assert_eq!(c["finish_reason"], "tool_calls", "{r}");
+        let call = &c["message"]["tool_calls"][0];
+        assert_eq!(call["function"]["name"], "lookup_host");
+        let args: Value =
+            serde_json::from_str(call["function"]["arguments"].as_str().unwrap()).unwrap();
+        assert!(v.is_valid(&args), "{args}");
+        assert!(r["usage"]["completion_tokens"].as_u64().unwrap() > 0);
+    }
+    // response_format json_schema: the content parses and fits.
+    let schema = json!({"type": "object", "properties": {"severity": {"enum": ["low", "high"]}, "n": {"type": "integer"}},
+        "required": ["severity", "n"], "additionalProperties": false});
+    let sv = jsonschema::validator_for(&schema).unwrap();
+    for seed in 0..3 {
+        let (code, _, r) = post(
+            &s.url,
+            "/v1/chat/completions",
+            &json!({"messages": user("rate it"), "seed": seed,
+            "response_format": {"type": "json_schema", "json_schema": {"name": "r", "schema": schema}}, "max_tokens": 200}),
+            None,
+        );
+        assert_eq!(code, 200, "{r}");
+        let content: Value =
+            serde_json::from_str(r["choices"][0]["message"]["content"].as_str().unwrap()).unwrap();
+        assert!(sv.is_valid(&content), "{content}");
+    }
+    // tool_choice none: no call comes back.
+    let (code, _, r) = post(
+        &s.url,
+        "/v1/chat/completions",
+        &json!({"messages": user("hi"), "tools": [tool()],
+        "tool_choice": "none", "max_tokens": 30}),
+        None,
+    );
+    assert_eq!(code, 200);
+    assert!(
+        r["choices"][0]["message"].get("tool_calls").is_none(),
+        "{r}"
+    );
+    // Errors name the parameter.
+    for (body, param) in [
+        (json!({"messages": user("x"), "stream": true}), "stream"),
+        (
+            json!({"messages": user("x"), "tool_choice": "required"}),
+            "tool_choice",
+        ),
+        (
+            json!({"messages": user("x"), "response_format": {"type": "json_schema", "json_schema": {"name": "x",
+            "schema": {"type": "object", "$dynamicRef": "#x"}}}}),
+            "response_format",
+        ),
+        (json!({"messages": "hi"}), "messages"),
+        (
+            json!({"messages": user("x"), "max_tokens": 100000}),
+            "messages",
+        ),
+    ] {
+        let (code, _, r) = post(&s.url, "/v1/chat/completions", &body, None);
+        assert_eq!(
+            (code, r["error"]["param"].as_str()),
+            (400, Some(param)),
+            "{body}: {r}"
+        );
+    }
+    let (code, metrics) = get(&s.url, "/metrics");
+    assert_eq!(code, 200);
+    assert!(
+        metrics.contains("lfm_requests_total{code=\"200\"}")
+            && metrics.contains("lfm_completion_tokens_total"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn keys_a_full_queue_and_a_large_body_are_refused_and_the_server_stays_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let m = model(tmp.path());
+    let s = start(
+        &m,
+        &["--api-key", "k1", "--queue", "1", "--body-limit-mib", "1"],
+    );
+    let body = json!({"messages": user("write"), "max_tokens": 2500, "temperature": 1.0});
+    let (code, _, r) = post(&s.url, "/v1/chat/completions", &body, None);
+    assert_eq!(code, 401, "{r}");
+    let (code, _, _) = post(&s.url, "/v1/chat/completions", &body, Some("wrong"));
+    assert_eq!(code, 401);
+    let big = json!({"messages": user(&"x".repeat(2 << 20))});
+    let (code, _, _) = post(&s.url, "/v1/chat/completions", &big, Some("k1"));
+    assert_eq!(code, 413);
+    // One running, one waiting: the rest of six concurrent requests get 429 with Retry-After.
+    let url = s.url.clone();
+    let handles: Vec<_> = (0..6)
+        .map(|_| {
+            let (url, body) = (url.clone(), body.clone());
+            std::thread::spawn(move || post(&url, "/v1/chat/completions", &body, Some("k1")))
+        })
+        .collect();
+    let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let ok = results.iter().filter(|r| r.0 == 200).count();
+    let busy: Vec<_> = results.iter().filter(|r| r.0 == 429).collect();
+    assert!(
+        ok >= 1 && !busy.is_empty() && ok + busy.len() == 6,
+        "{:?}",
+        results.iter().map(|r| r.0).collect::<Vec<_>>()
+    );
+    assert!(
+        busy.iter().all(|r| r.1.as_deref() == Some("1")),
+        "Retry-After"
+    );
+    assert_eq!(get(&s.url, "/health").0, 200);
+    let (code, _, _) = post(
+        &s.url,
+        "/v1/chat/completions",
+        &json!({"messages": user("hi"), "max_tokens": 5}),
+        Some("k1"),
+    );
+    assert_eq!(code, 200, "healthy after the burst");
+}
+
+#[test]
+fn the_evals_run_against_the_server() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Nine tools take about 4,500 tokens with the synthetic tokenizer.
+    let s = start(&model_with(tmp.path(), 16384), &["--ctx", "16384"]);
+    let o = bin()
+        .current_dir(repo())
+        .args([
+            "eval",
+            "tool-calls",
+            "--limit",
+            "4",
+            "--backend",
+            &format!("{}/v1", s.url),
+        ])
+        .args(["--results", tmp.path().join("r.sqlite").to_str().unwrap()])
+        .args(["--traces", tmp.path().join("t.sqlite").to_str().unwrap()])
+        .args(["--work", tmp.path().join("w").to_str().unwrap()])
+        .output()
+        .unwrap();
+    let t = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(o.status.success(), "{t}");
+    assert!(t.contains("schema_validity (n=4)            100.0%"), "{t}");
+    assert!(
+        t.contains("SYNTHETIC"),
+        "the server says its model is synthetic: {t}"
+    );
+}

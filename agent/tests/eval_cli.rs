@@ -3,17 +3,14 @@
 //! results land in SQLite, the other suites run, and the report is written; bad suite names
 //! and flags are errors that name them.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::{repo, text};
+
+use std::path::Path;
 use std::process::{Command, Output};
 
 use serde_json::Value;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .canonicalize()
-        .unwrap()
-}
 
 /// Runs `lfm-agent eval ARGS` from the repository root with its files in `tmp`.
 fn eval(tmp: &Path, args: &[&str]) -> Output {
@@ -26,14 +23,6 @@ fn eval(tmp: &Path, args: &[&str]) -> Output {
         .args(["--traces", tmp.join("t.sqlite").to_str().unwrap()])
         .output()
         .unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 fn stored(tmp: &Path, run: i64) -> Vec<Value> {

@@ -2,20 +2,17 @@
 //! server on loopback plays the server's side, answering from the suite's gold, and records
 //! what it was sent.
 
+mod common;
+
+use common::{repo, text};
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+
 use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Value};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .canonicalize()
-        .unwrap()
-}
 
 type Seen = Arc<Mutex<Vec<(String, Value)>>>;
 
@@ -74,14 +71,6 @@ fn lfm(args: &[&str]) -> Output {
         .args(args)
         .output()
         .unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 fn reply_with(message: Value) -> Value {

@@ -2,34 +2,19 @@
 //! output validates; `triage` survives a kill (a rerun skips finished tickets, none is lost
 //! or written twice); bad input is an error that names the file, line, key or flag.
 
+mod common;
+
+use common::{bin, repo, text};
+
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_lfm-agent"))
-}
-
 fn lfm(args: &[&str]) -> Output {
     bin().args(args).output().expect("run lfm-agent")
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .canonicalize()
-        .unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 fn lines(p: &Path) -> Vec<Value> {

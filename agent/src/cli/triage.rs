@@ -6,7 +6,8 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use lfm_agent::runner::{RunOutcome, RunTask, StopReason};
+use lfm_agent::runner::{RunOutcome, RunTask, Step, StopReason};
+use lfm_agent::tasks::citations;
 use lfm_agent::tasks::tickets::{self, Output};
 use lfm_prompts::Task;
 use serde_json::{json, Value};
@@ -110,11 +111,21 @@ impl TriageSetup {
         let user = self.prompts.render_user(&[("ticket", &ticket)])?;
         let registry = agent.task_tools(&agent.config.triage.tools.clone(), &ticket)?;
         let limits = agent.config.limits.clone();
+        // `runbook_citation` may only name a passage this run retrieved: decoding is held to
+        // those ids (and null), and the check catches a backend that does not constrain.
+        let field = "runbook_citation";
+        let check = |answer: &Value, steps: &[Step]| {
+            citations::check_field(answer, field, &citations::retrieved_ids(steps))
+        };
+        let narrow = |schema: &Value, steps: &[Step]| {
+            citations::narrow_field(schema, field, &citations::retrieved_ids(steps))
+        };
+        let cites = self.schema["properties"].get(field).is_some();
         let task = RunTask {
             registry: &registry,
             answer_schema: Some(&self.schema),
-            check: None,
-            narrow: None,
+            check: if cites { Some(&check) } else { None },
+            narrow: if cites { Some(&narrow) } else { None },
             limits: &limits,
         };
         agent.run("triage", id, &task, &self.system, user)

@@ -23,8 +23,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -220,11 +219,30 @@ async fn metrics_text(State(s): State<AppState>) -> Response {
         .into_response()
 }
 
-async fn chat(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn chat(State(s): State<AppState>, req: Request) -> Response {
     let arrived = Instant::now();
-    if let Err(e) = authorized(&s, &headers) {
+    if let Err(e) = authorized(&s, req.headers()) {
         return error(&s.metrics, e);
     }
+    // Refused from its Content-Length before any of it is read, or while reading a body
+    // without one.
+    let too_big = || ApiError {
+        status: 413,
+        message: format!("the body is over {} bytes", s.opts.body_limit),
+        param: None,
+    };
+    let announced = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if announced.is_some_and(|n| n > s.opts.body_limit) {
+        return error(&s.metrics, too_big());
+    }
+    let body = match axum::body::to_bytes(req.into_body(), s.opts.body_limit).await {
+        Ok(b) => b,
+        Err(_) => return error(&s.metrics, too_big()),
+    };
     let body: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(e) => return error(&s.metrics, ApiError::bad("body", format!("not JSON: {e}"))),

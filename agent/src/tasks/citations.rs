@@ -118,6 +118,51 @@ pub fn narrow(schema: &Value, allowed: &BTreeSet<String>) -> Value {
     out
 }
 
+/// `schema` with its string property `field` (a single cited id, as triage's
+/// `runbook_citation`) narrowed to the ids in `allowed` that its own schema accepts, plus
+/// `null` where it allowed null. Unchanged when there is no such property, or when nothing
+/// could be written (no id retrieved and no null allowed: the check then reports it).
+pub fn narrow_field(schema: &Value, field: &str, allowed: &BTreeSet<String>) -> Value {
+    let Some(prop) = schema.get("properties").and_then(|p| p.get(field)) else {
+        return schema.clone();
+    };
+    let types: Vec<&str> = match &prop["type"] {
+        Value::String(t) => vec![t.as_str()],
+        Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+        _ => return schema.clone(),
+    };
+    if !types.contains(&"string") {
+        return schema.clone();
+    }
+    let Ok(v) = jsonschema::validator_for(prop) else {
+        return schema.clone();
+    };
+    let mut ids: Vec<Value> = allowed
+        .iter()
+        .map(|id| Value::String(id.clone()))
+        .filter(|id| v.is_valid(id))
+        .collect();
+    if types.contains(&"null") && v.is_valid(&Value::Null) {
+        ids.push(Value::Null);
+    }
+    if ids.is_empty() {
+        return schema.clone();
+    }
+    let mut out = schema.clone();
+    out["properties"][field] = serde_json::json!({ "enum": ids });
+    out
+}
+
+/// The problem with `answer[field]` (a single cited id) given what was `allowed`, if any.
+pub fn check_field(answer: &Value, field: &str, allowed: &BTreeSet<String>) -> Vec<String> {
+    match answer.get(field).and_then(Value::as_str) {
+        Some(id) if !allowed.contains(id) => vec![format!(
+            "/{field}: `{id}` is not a passage search_docs or read_doc returned in this run; use an id exactly as returned, or null"
+        )],
+        _ => Vec::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -203,5 +248,56 @@ mod tests {
         // Another shape of answer is left alone.
         let other = json!({"type": "object", "properties": {"citations": {"type": "string"}}});
         assert_eq!(narrow(&other, &allowed), other);
+    }
+
+    #[test]
+    fn a_single_citation_field_is_narrowed_and_checked() {
+        let schema = json!({"type": "object", "properties": {
+            "runbook_citation": {"type": ["string", "null"], "maxLength": 12}, "n": {"type": "integer"}}});
+        let allowed: BTreeSet<String> = ["a.md#1", "much/too/long.md#3"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let n = narrow_field(&schema, "runbook_citation", &allowed);
+        assert_eq!(
+            n["properties"]["runbook_citation"],
+            json!({"enum": ["a.md#1", null]})
+        );
+        assert_eq!(n["properties"]["n"], schema["properties"]["n"]);
+        // Nothing retrieved: only null can be written.
+        let none = narrow_field(&schema, "runbook_citation", &BTreeSet::new());
+        assert_eq!(
+            none["properties"]["runbook_citation"],
+            json!({"enum": [null]})
+        );
+        // Not nullable and nothing retrieved: left for the check.
+        let strict =
+            json!({"type": "object", "properties": {"runbook_citation": {"type": "string"}}});
+        assert_eq!(
+            narrow_field(&strict, "runbook_citation", &BTreeSet::new()),
+            strict
+        );
+        assert_eq!(narrow_field(&schema, "absent", &allowed), schema);
+        assert!(check_field(
+            &json!({"runbook_citation": null}),
+            "runbook_citation",
+            &allowed
+        )
+        .is_empty());
+        assert!(check_field(
+            &json!({"runbook_citation": "a.md#1"}),
+            "runbook_citation",
+            &allowed
+        )
+        .is_empty());
+        let e = check_field(
+            &json!({"runbook_citation": "made/up.md#9"}),
+            "runbook_citation",
+            &allowed,
+        );
+        assert!(
+            e[0].starts_with("/runbook_citation: `made/up.md#9`"),
+            "{e:?}"
+        );
     }
 }

@@ -1,8 +1,6 @@
 //! The HTML page.
 
-use std::collections::BTreeMap;
-
-use super::{case_changes, change, rows, show, svg, Row, Section};
+use super::{case_changes, change, previous_rows, rows, show, svg, Section};
 
 /// Escapes text for HTML.
 pub fn esc(s: &str) -> String {
@@ -55,16 +53,7 @@ fn section(h: &mut String, s: &Section) {
         m.wall_ms as f64 / 1000.0,
         esc(&m.settings)
     ));
-    let before: BTreeMap<String, Row> = s
-        .previous
-        .as_ref()
-        .map(|(p, _)| {
-            rows(&p.summary)
-                .into_iter()
-                .map(|r| (r.name.clone(), r))
-                .collect()
-        })
-        .unwrap_or_default();
+    let before = previous_rows(s);
     match &s.previous {
         Some((p, _)) => h.push_str(&format!(
             "<p>Compared with run {} of the same suite (model <code>{}</code>).</p>",

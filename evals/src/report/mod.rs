@@ -109,6 +109,19 @@ pub fn change(row: &Row, before: f64) -> (String, Option<bool>) {
     (text, Some(up == (row.better == Better::Higher)))
 }
 
+/// The previous run's rows by name (empty without a previous run).
+pub fn previous_rows(sec: &Section) -> BTreeMap<String, Row> {
+    sec.previous
+        .as_ref()
+        .map(|(p, _)| {
+            rows(&p.summary)
+                .into_iter()
+                .map(|r| (r.name.clone(), r))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// A value as shown.
 pub fn show(row: &Row) -> String {
     if row.unit_share {
@@ -122,16 +135,7 @@ pub fn show(row: &Row) -> String {
 
 /// The summary of `sec` as a text table (measure, this run, previous, change).
 pub fn table(sec: &Section) -> String {
-    let before: BTreeMap<String, Row> = sec
-        .previous
-        .as_ref()
-        .map(|(p, _)| {
-            rows(&p.summary)
-                .into_iter()
-                .map(|r| (r.name.clone(), r))
-                .collect()
-        })
-        .unwrap_or_default();
+    let before = previous_rows(sec);
     let mut out = format!(
         "suite {} (run {}, {} cases, model {}{})\n",
         sec.run.meta.suite,

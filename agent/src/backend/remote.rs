@@ -18,10 +18,10 @@
 use std::time::Duration;
 
 use lfm_engine::text::{Message, Role};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use crate::runner::{Backend, BackendError, Turn, TurnRequest};
-use crate::toolcall::{parse_message, CALL_END, CALL_START};
+use crate::toolcall::{openai_calls_text, parse_message};
 
 /// Where the server is and how to sample.
 #[derive(Debug, Clone, PartialEq)]
@@ -266,26 +266,9 @@ pub fn turn_from_reply(v: &Value) -> Result<Turn, String> {
     if calls.is_empty() {
         text.push_str(msg["content"].as_str().unwrap_or_default());
     } else {
-        let mut list = Vec::new();
-        for c in &calls {
-            let f = &c["function"];
-            let name = f["name"]
-                .as_str()
-                .ok_or("a tool call without a function name")?;
-            let args: Value = match &f["arguments"] {
-                Value::String(s) if s.trim().is_empty() => Value::Object(Map::new()),
-                Value::String(s) => serde_json::from_str(s)
-                    .map_err(|e| format!("tool call `{name}`: arguments are not JSON: {e}"))?,
-                Value::Object(o) => Value::Object(o.clone()),
-                other => {
-                    return Err(format!(
-                        "tool call `{name}`: arguments {other} are not an object"
-                    ))
-                }
-            };
-            list.push(json!({"name": name, "arguments": args}));
-        }
-        text.push_str(&format!("{CALL_START}{}{CALL_END}", Value::Array(list)));
+        let calls =
+            openai_calls_text(&calls).map_err(|(i, why)| format!("tool call {i}: {why}"))?;
+        text.push_str(&calls);
     }
     let usage = &v["usage"];
     let n = |k: &str| usage[k].as_u64().unwrap_or(0) as usize;

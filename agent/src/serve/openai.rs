@@ -3,10 +3,10 @@
 
 use lfm_engine::text::{Message, Role};
 use lfm_tools::ToolSpec;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use crate::runner::Turn;
-use crate::toolcall::{parse_message, CALL_END, CALL_START};
+use crate::toolcall::{openai_calls_text, parse_message};
 
 /// A request error: HTTP status, message, and the parameter at fault.
 #[derive(Debug, Clone, PartialEq)]
@@ -115,28 +115,9 @@ fn messages(v: &Value) -> Result<Vec<Message>, ApiError> {
         };
         let mut text = content;
         if let Some(calls) = m["tool_calls"].as_array().filter(|c| !c.is_empty()) {
-            let mut list = Vec::new();
-            for (j, c) in calls.iter().enumerate() {
-                let p = format!("{param}.tool_calls[{j}]");
-                let name = c["function"]["name"]
-                    .as_str()
-                    .ok_or_else(|| ApiError::bad(&p, "function.name is missing"))?;
-                let args: Value = match &c["function"]["arguments"] {
-                    Value::String(s) if s.trim().is_empty() => Value::Object(Map::new()),
-                    Value::String(s) => serde_json::from_str(s).map_err(|e| {
-                        ApiError::bad(&p, format!("function.arguments is not JSON: {e}"))
-                    })?,
-                    Value::Object(o) => Value::Object(o.clone()),
-                    _ => {
-                        return Err(ApiError::bad(
-                            &p,
-                            "function.arguments must be a JSON object string",
-                        ))
-                    }
-                };
-                list.push(json!({"name": name, "arguments": args}));
-            }
-            text.push_str(&format!("{CALL_START}{}{CALL_END}", Value::Array(list)));
+            let calls = openai_calls_text(calls)
+                .map_err(|(j, why)| ApiError::bad(&format!("{param}.tool_calls[{j}]"), why))?;
+            text.push_str(&calls);
         }
         out.push(Message::new(role, text));
     }

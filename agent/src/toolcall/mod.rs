@@ -40,6 +40,28 @@ pub struct ParsedMessage {
     pub errors: Vec<String>,
 }
 
+/// OpenAI `tool_calls` (`[{"function": {"name", "arguments"}}]`, arguments a JSON string or
+/// an object) as LFM2 call text: the JSON call list between the call tokens, which
+/// [`parse_message`] reads back. An error gives the index of the bad call and why.
+pub fn openai_calls_text(calls: &[Value]) -> Result<String, (usize, String)> {
+    let mut list = Vec::new();
+    for (i, c) in calls.iter().enumerate() {
+        let f = &c["function"];
+        let name = f["name"]
+            .as_str()
+            .ok_or((i, "function.name is missing".to_string()))?;
+        let args: Value = match &f["arguments"] {
+            Value::String(s) if s.trim().is_empty() => Value::Object(Map::new()),
+            Value::String(s) => serde_json::from_str(s)
+                .map_err(|e| (i, format!("function.arguments is not JSON: {e}")))?,
+            Value::Object(o) => Value::Object(o.clone()),
+            _ => return Err((i, "function.arguments must be a JSON object string".into())),
+        };
+        list.push(serde_json::json!({"name": name, "arguments": args}));
+    }
+    Ok(format!("{CALL_START}{}{CALL_END}", Value::Array(list)))
+}
+
 /// Splits an assistant message into calls and text. `known` says which names are tools;
 /// unwrapped call lists count only when every name in them is known.
 pub fn parse_message(text: &str, known: &dyn Fn(&str) -> bool) -> ParsedMessage {

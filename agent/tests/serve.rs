@@ -1,6 +1,7 @@
 //! `lfm-agent serve` on a synthetic model, over HTTP on loopback: the OpenAI endpoints, tool
-//! calls and JSON schemas enforced, errors that name the parameter, API keys, a full queue
-//! answered 429, and the evals run through it with `--backend`.
+//! calls and JSON schemas enforced, streamed replies that add up to the non-streamed ones,
+//! errors that name the parameter, API keys, a full queue answered 429, a stream whose reader
+//! goes away, and the evals run through it with `--backend`.
 
 mod common;
 
@@ -201,7 +202,6 @@ fn chat_completions_enforce_tools_and_schemas_and_name_bad_parameters() {
     );
     // Errors name the parameter.
     for (body, param) in [
-        (json!({"messages": user("x"), "stream": true}), "stream"),
         (
             json!({"messages": user("x"), "tool_choice": "required"}),
             "tool_choice",
@@ -310,4 +310,253 @@ fn the_evals_run_against_the_server() {
         t.contains("SYNTHETIC"),
         "the server says its model is synthetic: {t}"
     );
+}
+
+/// A streamed reply: its chunks' JSON, in order, and whether it ended with `[DONE]`.
+fn post_stream(url: &str, body: &Value) -> (Vec<Value>, bool) {
+    let mut resp = http()
+        .post(format!("{url}/v1/chat/completions"))
+        .header("Content-Type", "application/json")
+        .send(body.to_string().as_bytes())
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(
+        resp.headers().get("content-type").unwrap(),
+        "text/event-stream"
+    );
+    let text = resp.body_mut().read_to_string().unwrap();
+    let mut chunks = Vec::new();
+    let mut done = false;
+    for event in text.split("\n\n").filter(|e| !e.trim().is_empty()) {
+        let data = event
+            .strip_prefix("data: ")
+            .unwrap_or_else(|| panic!("{event:?}"));
+        if data == "[DONE]" {
+            done = true;
+        } else {
+            chunks.push(serde_json::from_str(data).unwrap());
+        }
+    }
+    (chunks, done)
+}
+
+/// The message that a stream's deltas add up to, as the `openai` client assembles it.
+fn assemble(chunks: &[Value]) -> (Value, Option<String>, Option<Value>) {
+    let (mut content, mut reasoning) = (String::new(), String::new());
+    let mut calls: Vec<Value> = Vec::new();
+    let (mut finish, mut usage) = (None, None);
+    for c in chunks {
+        if let Some(u) = c.get("usage") {
+            usage = Some(u.clone());
+        }
+        let Some(choice) = c["choices"].get(0) else {
+            continue;
+        };
+        let d = &choice["delta"];
+        content.push_str(d["content"].as_str().unwrap_or_default());
+        reasoning.push_str(d["reasoning_content"].as_str().unwrap_or_default());
+        for t in d["tool_calls"].as_array().into_iter().flatten() {
+            let i = t["index"].as_u64().unwrap() as usize;
+            if calls.len() <= i {
+                calls.push(json!({"id": t["id"], "type": "function", "function": {"name": "", "arguments": ""}}));
+            }
+            let f = &mut calls[i]["function"];
+            let name = format!(
+                "{}{}",
+                f["name"].as_str().unwrap(),
+                t["function"]["name"].as_str().unwrap_or_default()
+            );
+            let args = format!(
+                "{}{}",
+                f["arguments"].as_str().unwrap(),
+                t["function"]["arguments"].as_str().unwrap_or_default()
+            );
+            *f = json!({"name": name, "arguments": args});
+        }
+        if let Some(f) = choice["finish_reason"].as_str() {
+            finish = Some(f.to_string());
+        }
+    }
+    let mut m = json!({"role": "assistant", "content": if content.is_empty() && !calls.is_empty() { Value::Null } else { content.into() }});
+    if !reasoning.is_empty() {
+        m["reasoning_content"] = reasoning.into();
+    }
+    if !calls.is_empty() {
+        m["tool_calls"] = calls.into();
+    }
+    (m, finish, usage)
+}
+
+/// The parts of a message that a stream must reproduce (call ids carry the request id).
+fn comparable(m: &Value) -> Value {
+    let mut m = m.clone();
+    for c in m["tool_calls"].as_array_mut().into_iter().flatten() {
+        c.as_object_mut().unwrap().remove("id");
+    }
+    if m["reasoning_content"] == "" {
+        m.as_object_mut().unwrap().remove("reasoning_content");
+    }
+    m
+}
+
+#[test]
+fn streamed_replies_add_up_to_the_non_streamed_ones() {
+    let tmp = tempfile::tempdir().unwrap();
+    let m = model(tmp.path());
+    let schema = json!({"type": "object", "properties": {"severity": {"enum": ["low", "high"]}},
+        "required": ["severity"], "additionalProperties": false});
+    let requests = [
+        json!({"messages": user("say something"), "max_tokens": 40}),
+        json!({"messages": user("who owns db-1?"), "tools": [tool()], "tool_choice": "required", "max_tokens": 300}),
+        json!({"messages": user("who owns db-1?"), "tools": [tool()], "max_tokens": 60}),
+        json!({"messages": user("rate it"), "max_tokens": 100,
+            "response_format": {"type": "json_schema", "json_schema": {"name": "r", "schema": schema}}}),
+    ];
+    for think in ["0", "12"] {
+        let s = start(&m, &["--think-budget", think]);
+        for (i, base) in requests.iter().enumerate() {
+            for seed in 0..2 {
+                let mut body = base.clone();
+                body["seed"] = json!(seed);
+                body["temperature"] = json!(0.9);
+                let (code, _, whole) = post(&s.url, "/v1/chat/completions", &body, None);
+                assert_eq!(code, 200, "{whole}");
+                body["stream"] = json!(true);
+                body["stream_options"] = json!({"include_usage": true});
+                let (chunks, done) = post_stream(&s.url, &body);
+                assert!(done, "no [DONE]: {chunks:?}");
+                assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
+                let (streamed, finish, usage) = assemble(&chunks);
+                let want = &whole["choices"][0];
+                let why = format!("request {i}, think {think}, seed {seed}: {whole} vs {chunks:?}");
+                assert_eq!(comparable(&streamed), comparable(&want["message"]), "{why}");
+                assert_eq!(finish.as_deref(), want["finish_reason"].as_str(), "{why}");
+                let usage = usage.unwrap_or_else(|| panic!("no usage chunk: {why}"));
+                assert_eq!(
+                    usage["completion_tokens"], whole["usage"]["completion_tokens"],
+                    "{why}"
+                );
+                if think != "0" {
+                    assert!(streamed["reasoning_content"].is_string(), "{why}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_stop_string_ends_generation_and_a_gone_reader_cancels_the_stream() {
+    use std::io::{Read, Write};
+    let tmp = tempfile::tempdir().unwrap();
+    let s = start(&model(tmp.path()), &[]);
+    // What the model writes unconstrained, then the same request stopped at a piece of it.
+    let body = json!({"messages": user("say something"), "max_tokens": 60, "seed": 1});
+    let (_, _, free) = post(&s.url, "/v1/chat/completions", &body, None);
+    let text = free["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let cut = text
+        .char_indices()
+        .nth(text.chars().count() / 2)
+        .map_or(0, |(i, _)| i);
+    let stop: String = text[cut..].chars().take(3).collect();
+    assert!(!stop.trim().is_empty(), "{text:?}");
+    let mut stopped = body.clone();
+    stopped["stop"] = json!([stop]);
+    let (_, _, r) = post(&s.url, "/v1/chat/completions", &stopped, None);
+    let c = r["choices"][0]["message"]["content"].as_str().unwrap();
+    assert!(
+        text.starts_with(c.trim_end()) && !c.contains(&stop),
+        "{c:?} {stop:?} {text:?}"
+    );
+    assert_eq!(r["choices"][0]["finish_reason"], "stop");
+    assert!(
+        r["usage"]["completion_tokens"].as_u64() < free["usage"]["completion_tokens"].as_u64(),
+        "generation ended at the stop string: {r} vs {free}"
+    );
+    // A long stream whose reader hangs up after the first bytes.
+    let host = s.url.trim_start_matches("http://");
+    let long = json!({"messages": user("write"), "max_tokens": 3000, "stream": true}).to_string();
+    let mut c = std::net::TcpStream::connect(host).unwrap();
+    write!(
+        c,
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{long}",
+        long.len()
+    )
+    .unwrap();
+    let mut first = [0u8; 64];
+    let n = c.read(&mut first).unwrap();
+    assert!(String::from_utf8_lossy(&first[..n]).starts_with("HTTP/1.1 200"));
+    drop(c);
+    let t = std::time::Instant::now();
+    let (code, _, _) = post(
+        &s.url,
+        "/v1/chat/completions",
+        &json!({"messages": user("hi"), "max_tokens": 5}),
+        None,
+    );
+    assert_eq!(code, 200);
+    let (_, metrics) = get(&s.url, "/metrics");
+    assert!(metrics.contains("lfm_cancelled_total 1"), "{metrics}");
+    assert!(
+        metrics.contains("lfm_time_to_first_token_seconds_count"),
+        "{metrics}"
+    );
+    eprintln!("answered {:?} after the hang-up", t.elapsed());
+}
+
+#[test]
+fn plain_completions_answer_whole_and_streamed_alike() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = start(&model(tmp.path()), &[]);
+    let body = json!({"prompt": "The printer on floor 3", "max_tokens": 24, "seed": 4, "temperature": 0.7});
+    let (code, _, whole) = post(&s.url, "/v1/completions", &body, None);
+    assert_eq!(code, 200, "{whole}");
+    assert_eq!(whole["object"], "text_completion");
+    let text = whole["choices"][0]["text"].as_str().unwrap();
+    assert!(!text.is_empty(), "{whole}");
+    assert_eq!(whole["usage"]["completion_tokens"], 24);
+    assert_eq!(whole["choices"][0]["finish_reason"], "length");
+    // Streamed: the text pieces add up to the same text.
+    let mut streamed = body.clone();
+    streamed["stream"] = json!(true);
+    let mut resp = http()
+        .post(format!("{}/v1/completions", s.url))
+        .header("Content-Type", "application/json")
+        .send(streamed.to_string().as_bytes())
+        .unwrap();
+    let events = resp.body_mut().read_to_string().unwrap();
+    let mut joined = String::new();
+    let mut finish = None;
+    let mut done = false;
+    for e in events.split("\n\n").filter(|e| !e.trim().is_empty()) {
+        let data = e.strip_prefix("data: ").unwrap();
+        if data == "[DONE]" {
+            done = true;
+            continue;
+        }
+        let c: Value = serde_json::from_str(data).unwrap();
+        assert_eq!(c["object"], "text_completion");
+        joined.push_str(c["choices"][0]["text"].as_str().unwrap());
+        if let Some(f) = c["choices"][0]["finish_reason"].as_str() {
+            finish = Some(f.to_string());
+        }
+    }
+    assert!(done);
+    assert_eq!((joined.as_str(), finish.as_deref()), (text, Some("length")));
+    for (body, param) in [
+        (json!({"max_tokens": 3}), "prompt"),
+        (json!({"prompt": ["a", "b"]}), "prompt"),
+        (json!({"prompt": "a", "messages": user("x")}), "messages"),
+        (json!({"prompt": "a", "echo": true}), "echo"),
+        (json!({"prompt": "a", "max_tokens": 100000}), "prompt"),
+    ] {
+        let (code, _, r) = post(&s.url, "/v1/completions", &body, None);
+        assert_eq!(
+            (code, r["error"]["param"].as_str()),
+            (400, Some(param)),
+            "{body}: {r}"
+        );
+    }
 }

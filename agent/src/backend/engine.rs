@@ -72,7 +72,14 @@ pub struct EngineBackend {
     sampler: Sampler,
     /// Set by the caller to stop a turn at the next token (a server's client went away).
     cancel: Option<Arc<AtomicBool>>,
+    /// Shown the turn's text after every token; returning `false` ends the turn there.
+    observer: Option<Observer>,
 }
+
+/// Sees a turn's text (everything generated so far, thinking included) after each token;
+/// `false` ends the turn with what it has (a stop string was written, a stream's reader
+/// went away).
+pub type Observer = Box<dyn FnMut(&str) -> bool + Send>;
 
 fn failed(what: &str, e: impl std::fmt::Display) -> BackendError {
     BackendError::Failed(format!("{what}: {e}"))
@@ -102,6 +109,7 @@ impl EngineBackend {
             last: None,
             sampler,
             cancel: None,
+            observer: None,
         })
     }
 
@@ -125,6 +133,11 @@ impl EngineBackend {
     /// A flag that, once set, ends the turn in progress with an error at its next token.
     pub fn set_cancel(&mut self, flag: Option<Arc<AtomicBool>>) {
         self.cancel = flag;
+    }
+
+    /// Shows every turn from now on to `observer` as it is generated.
+    pub fn set_observer(&mut self, observer: Option<Observer>) {
+        self.observer = observer;
     }
 
     /// The session's context in tokens.
@@ -269,12 +282,85 @@ impl EngineBackend {
     }
 }
 
+impl EngineBackend {
+    /// A plain completion of `prompt` (no chat template, no tools): the model's beginning
+    /// token unless the prompt starts with it, then free sampling until an end token or
+    /// `max_tokens`. Saved points are used and kept as for chat turns.
+    pub fn complete_raw(&mut self, prompt: &str, max_tokens: usize) -> Result<Turn, BackendError> {
+        let mut ids = match &self.last {
+            Some((text, ids)) if prompt.starts_with(text.as_str()) => {
+                let mut ids = ids.clone();
+                ids.extend(self.encode(&prompt[text.len()..])?);
+                ids
+            }
+            _ => self.encode(prompt)?,
+        };
+        if let Some(bos) = self.model.model.config().bos_token_id {
+            if ids.first() != Some(&bos) {
+                ids.insert(0, bos);
+            }
+        }
+        let needed = ids.len() + max_tokens;
+        if needed > self.session.context() {
+            return Err(BackendError::ContextFull {
+                needed,
+                limit: self.session.context(),
+            });
+        }
+        let (logits, prefilled) = self.prefill(&ids, 0, 0)?;
+        let prompt_point = self.session.snapshot();
+        let tok = self.tokenizer().clone();
+        let mut d = Decoder {
+            session: &mut self.session,
+            sampler: &mut self.sampler,
+            stop_tokens: &self.stop_tokens,
+            cancel: self.cancel.as_deref(),
+            observer: self.observer.as_mut().map(|f| (f, &tok)),
+            stopped: false,
+            logits,
+            out: Vec::new(),
+            budget: max_tokens,
+            times: Times::default(),
+        };
+        while d.left() > 0 {
+            let t = d.draw(false)?;
+            if d.stop_tokens.contains(&t) {
+                break;
+            }
+            d.push(t)?;
+        }
+        let out = std::mem::take(&mut d.out);
+        let text = tok.decode(&out).map_err(|e| failed("decoding", e))?;
+        self.keep_points(prompt_point);
+        let mut all = ids;
+        all.extend_from_slice(&out);
+        self.last = Some((format!("{prompt}{text}"), all));
+        Ok(Turn {
+            text,
+            prompt_tokens: prefilled,
+            completion_tokens: out.len(),
+        })
+    }
+
+    /// Keeps the point after the prompt and the one after the generation.
+    fn keep_points(&mut self, prompt_point: Snapshot) {
+        let after = self.session.snapshot();
+        self.points.push(prompt_point);
+        self.points.push(after);
+        let excess = self.points.len().saturating_sub(KEEP_POINTS);
+        self.points.drain(..excess);
+    }
+}
+
 /// Where a turn's decoding is.
 struct Decoder<'a> {
     session: &'a mut Session,
     sampler: &'a mut Sampler,
     stop_tokens: &'a [u32],
     cancel: Option<&'a AtomicBool>,
+    observer: Option<(&'a mut Observer, &'a Tokenizer)>,
+    /// The observer ended the turn.
+    stopped: bool,
     logits: Vec<f32>,
     out: Vec<u32>,
     budget: usize,
@@ -300,7 +386,22 @@ fn timed<T>(acc: &mut f64, f: impl FnOnce() -> T) -> T {
 
 impl Decoder<'_> {
     fn left(&self) -> usize {
+        if self.stopped {
+            return 0;
+        }
         self.budget.saturating_sub(self.out.len())
+    }
+
+    /// Shows the text so far to the observer, after tokens were appended.
+    fn observe(&mut self) {
+        if let Some((f, tok)) = &mut self.observer {
+            // A token that ends inside a character decodes to U+FFFD; the observer holds a
+            // trailing one back until the character is whole.
+            let text = tok.decode(&self.out).unwrap_or_default();
+            if !f(&text) {
+                self.stopped = true;
+            }
+        }
     }
 
     /// Appends tokens the turn must contain (one forward pass).
@@ -318,6 +419,7 @@ impl Decoder<'_> {
             .and_then(|t| t.to_vec1())
             .map_err(|e| failed("decode", e))?;
         self.out.extend_from_slice(tokens);
+        self.observe();
         Ok(())
     }
 
@@ -341,6 +443,11 @@ impl Decoder<'_> {
             return Err(BackendError::Failed("cancelled".into()));
         }
         self.out.push(token);
+        self.observe();
+        if self.stopped {
+            // The turn ends here: the token is kept but not run.
+            return Ok(());
+        }
         let session = &mut *self.session;
         self.logits = timed(&mut self.times.forward, || session.decode(token))
             .map_err(|e| failed("decode", e))?;
@@ -371,6 +478,7 @@ impl Decoder<'_> {
             timed(&mut self.times.grammar, || m.accept(t)).map_err(gf)?;
             if m.is_stopped() || self.left() == 1 {
                 self.out.push(t);
+                self.observe();
                 break;
             }
             self.push(t)?;
@@ -449,6 +557,8 @@ impl Backend for EngineBackend {
             sampler: &mut self.sampler,
             stop_tokens: &self.stop_tokens,
             cancel: self.cancel.as_deref(),
+            observer: self.observer.as_mut().map(|f| (f, &tok)),
+            stopped: false,
             logits,
             out: Vec::new(),
             budget: req.max_tokens,
@@ -462,7 +572,7 @@ impl Backend for EngineBackend {
                 d.force(&think_start)?;
             }
             let opened = d.out.len();
-            loop {
+            while !d.stopped {
                 if d.out.len() - opened >= think {
                     d.force(&think_end)?;
                     break;
@@ -526,11 +636,7 @@ impl Backend for EngineBackend {
             "turn"
         );
         let text = tok.decode(&out).map_err(|e| failed("decoding", e))?;
-        let after = self.session.snapshot();
-        self.points.push(prompt_point);
-        self.points.push(after);
-        let excess = self.points.len().saturating_sub(KEEP_POINTS);
-        self.points.drain(..excess);
+        self.keep_points(prompt_point);
         let mut all = ids;
         all.extend_from_slice(&out);
         self.last = Some((format!("{prompt}{text}"), all));

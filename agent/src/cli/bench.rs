@@ -34,6 +34,8 @@ enum BenchSub {
     Constraint(ConstraintBenchArgs),
     /// Retrieval: indexing MB/s on a generated corpus, query latency on a million chunks.
     Retrieval(super::bench_retrieval::RetrievalBenchArgs),
+    /// Time to first token with and without a prefix-cache hit on a shared system prompt.
+    Prefix(super::bench_prefix::PrefixBenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -65,6 +67,7 @@ pub fn run(c: BenchCmd) -> Result<()> {
     match c.command {
         Some(BenchSub::Constraint(a)) => constraint(a),
         Some(BenchSub::Retrieval(a)) => super::bench_retrieval::run(a),
+        Some(BenchSub::Prefix(a)) => super::bench_prefix::run(a),
         None => super::bench_model::run(c.model),
     }
 }

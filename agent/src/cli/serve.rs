@@ -92,6 +92,7 @@ pub fn run(a: ServeArgs) -> Result<()> {
         body_limit: a.body_limit_mib << 20,
         default_max_tokens: a.max_tokens,
         sampling,
+        thinking: a.think_budget > 0,
         synthetic: model.model.config().synthetic,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()

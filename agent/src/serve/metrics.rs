@@ -23,6 +23,10 @@ pub struct Metrics {
     pub queue_us: AtomicU64,
     /// Answered requests (the count behind the sums).
     pub answered: AtomicU64,
+    /// Microseconds from arrival to the first generated token, summed.
+    pub ttft_us: AtomicU64,
+    /// Turns that generated a token (the count behind `ttft_us`).
+    pub ttft_count: AtomicU64,
     /// Requests dropped because the client went away or timed out.
     pub cancelled: AtomicU64,
 }
@@ -53,15 +57,72 @@ impl Metrics {
             0.0
         };
         let lines = [
-            ("lfm_queue_depth", "gauge", "Requests waiting for the model.", self.queue_depth.load(Ordering::Relaxed).max(0) as f64),
-            ("lfm_prompt_tokens_total", "counter", "Tokens prefilled.", g(&self.prompt_tokens) as f64),
-            ("lfm_completion_tokens_total", "counter", "Tokens generated.", g(&self.completion_tokens) as f64),
-            ("lfm_generate_seconds_total", "counter", "Model time of finished turns.", gen_s),
-            ("lfm_tokens_per_second", "gauge", "Generated tokens per second of model time, since start.", tps),
-            ("lfm_request_seconds_sum", "counter", "Arrival to response (non-streamed: the time to the first token), answered requests.", secs(&self.latency_us)),
-            ("lfm_request_seconds_count", "counter", "Answered requests.", g(&self.answered) as f64),
-            ("lfm_queue_seconds_sum", "counter", "Time waited for the model.", secs(&self.queue_us)),
-            ("lfm_cancelled_total", "counter", "Requests dropped: client gone or timed out.", g(&self.cancelled) as f64),
+            (
+                "lfm_queue_depth",
+                "gauge",
+                "Requests waiting for the model.",
+                self.queue_depth.load(Ordering::Relaxed).max(0) as f64,
+            ),
+            (
+                "lfm_prompt_tokens_total",
+                "counter",
+                "Tokens prefilled.",
+                g(&self.prompt_tokens) as f64,
+            ),
+            (
+                "lfm_completion_tokens_total",
+                "counter",
+                "Tokens generated.",
+                g(&self.completion_tokens) as f64,
+            ),
+            (
+                "lfm_generate_seconds_total",
+                "counter",
+                "Model time of finished turns.",
+                gen_s,
+            ),
+            (
+                "lfm_tokens_per_second",
+                "gauge",
+                "Generated tokens per second of model time, since start.",
+                tps,
+            ),
+            (
+                "lfm_request_seconds_sum",
+                "counter",
+                "Arrival to the end of the response, answered requests.",
+                secs(&self.latency_us),
+            ),
+            (
+                "lfm_request_seconds_count",
+                "counter",
+                "Answered requests.",
+                g(&self.answered) as f64,
+            ),
+            (
+                "lfm_time_to_first_token_seconds_sum",
+                "counter",
+                "Arrival to the first generated token.",
+                secs(&self.ttft_us),
+            ),
+            (
+                "lfm_time_to_first_token_seconds_count",
+                "counter",
+                "Turns that generated a token.",
+                g(&self.ttft_count) as f64,
+            ),
+            (
+                "lfm_queue_seconds_sum",
+                "counter",
+                "Time waited for the model.",
+                secs(&self.queue_us),
+            ),
+            (
+                "lfm_cancelled_total",
+                "counter",
+                "Requests dropped: client gone or timed out.",
+                g(&self.cancelled) as f64,
+            ),
         ];
         for (name, kind, help, v) in lines {
             s.push_str(&format!(

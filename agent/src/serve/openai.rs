@@ -5,8 +5,9 @@ use lfm_engine::text::{Message, Role};
 use lfm_tools::ToolSpec;
 use serde_json::{json, Value};
 
+use super::reply::Reply;
 use crate::runner::Turn;
-use crate::toolcall::{openai_calls_text, parse_message};
+use crate::toolcall::openai_calls_text;
 
 /// A request error: HTTP status, message, and the parameter at fault.
 #[derive(Debug, Clone, PartialEq)]
@@ -64,6 +65,11 @@ pub struct ChatJob {
     pub stop: Vec<String>,
     /// `stream`.
     pub stream: bool,
+    /// `stream_options.include_usage`: a last chunk with the token counts.
+    pub include_usage: bool,
+    /// A `/v1/completions` request: the prompt, completed without the chat template (then
+    /// `messages` is empty).
+    pub raw_prompt: Option<String>,
 }
 
 fn text_of(content: &Value, param: &str) -> Result<String, ApiError> {
@@ -273,60 +279,72 @@ pub fn parse_chat(body: &Value) -> Result<ChatJob, ApiError> {
         seed,
         stop,
         stream: body["stream"].as_bool().unwrap_or(false),
+        include_usage: body["stream_options"]["include_usage"]
+            .as_bool()
+            .unwrap_or(false),
+        raw_prompt: None,
     })
 }
 
-/// The pieces of a finished turn, as a client sees them.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Reply {
-    /// Thinking, apart from the answer.
-    pub reasoning: Option<String>,
-    /// The answer text (cut at the first stop string).
-    pub content: String,
-    /// Calls: name and arguments.
-    pub calls: Vec<(String, Value)>,
-    /// `stop`, `length` or `tool_calls`.
-    pub finish_reason: &'static str,
+/// Checks a `/v1/completions` body: `prompt` (a string, or a list of one), and the sampling,
+/// `stop`, `max_tokens` and `stream` parameters of chat requests.
+pub fn parse_completion(body: &Value) -> Result<ChatJob, ApiError> {
+    if !body.is_object() {
+        return Err(ApiError::bad("body", "must be a JSON object"));
+    }
+    let prompt = match &body["prompt"] {
+        Value::String(p) => p.clone(),
+        Value::Array(a) if a.len() == 1 && a[0].is_string() => {
+            a[0].as_str().unwrap_or_default().to_string()
+        }
+        Value::Array(a) if a.len() > 1 => {
+            return Err(ApiError::bad(
+                "prompt",
+                format!("{} prompts: send one per request", a.len()),
+            ))
+        }
+        _ => return Err(ApiError::bad("prompt", "must be a string")),
+    };
+    if prompt.is_empty() {
+        return Err(ApiError::bad("prompt", "is empty"));
+    }
+    for (k, unsupported) in [
+        ("echo", body["echo"].as_bool() == Some(true)),
+        ("suffix", !body["suffix"].is_null()),
+        ("logprobs", !body["logprobs"].is_null()),
+        ("best_of", body["best_of"].as_u64().is_some_and(|n| n > 1)),
+    ] {
+        if unsupported {
+            return Err(ApiError::bad(k, "is not supported"));
+        }
+    }
+    for k in ["messages", "tools", "tool_choice", "response_format"] {
+        if !body[k].is_null() {
+            return Err(ApiError::bad(k, "belongs to /v1/chat/completions"));
+        }
+    }
+    let mut chat_body = body.clone();
+    chat_body["messages"] = json!([{"role": "user", "content": ""}]);
+    let mut job = parse_chat(&chat_body)?;
+    job.messages.clear();
+    job.raw_prompt = Some(prompt);
+    Ok(job)
 }
 
-/// Splits `turn` into reasoning, content and calls of the offered tools.
-pub fn reply(turn: &Turn, job: &ChatJob, max_tokens: usize) -> Reply {
-    let text = &turn.text;
-    let reasoning = match (text.find("<think>"), text.rfind("</think>")) {
-        (Some(a), Some(b)) if a < b => Some(text[a + "<think>".len()..b].trim().to_string()),
-        (None, Some(b)) => Some(text[..b].trim().to_string()),
-        _ => None,
-    };
-    let parsed = parse_message(text, &|n| job.tools.iter().any(|t| t.name.as_str() == n));
-    let mut content = parsed.content;
-    let mut finish = if turn.completion_tokens >= max_tokens {
-        "length"
-    } else {
-        "stop"
-    };
-    if let Some(i) = job
-        .stop
-        .iter()
-        .filter_map(|s| content.find(s.as_str()))
-        .min()
-    {
-        content.truncate(i);
-        finish = "stop";
-    }
-    let calls: Vec<(String, Value)> = parsed
-        .calls
-        .into_iter()
-        .map(|c| (c.name, Value::Object(c.arguments)))
-        .collect();
-    if !calls.is_empty() {
-        finish = "tool_calls";
-    }
-    Reply {
-        reasoning,
-        content,
-        calls,
-        finish_reason: finish,
-    }
+/// The `/v1/completions` response body.
+pub fn completion_response(
+    id: &str,
+    model: &str,
+    created: u64,
+    text: &str,
+    finish: &str,
+    turn: &Turn,
+) -> Value {
+    json!({
+        "id": id, "object": "text_completion", "created": created, "model": model,
+        "choices": [{"index": 0, "text": text, "logprobs": null, "finish_reason": finish}],
+        "usage": usage(turn),
+    })
 }
 
 /// The chat-completion response body.
@@ -350,14 +368,21 @@ pub fn response(id: &str, model: &str, created: u64, r: &Reply, turn: &Turn) -> 
     json!({
         "id": id, "object": "chat.completion", "created": created, "model": model,
         "choices": [{"index": 0, "message": message, "finish_reason": r.finish_reason}],
-        "usage": {"prompt_tokens": turn.prompt_tokens, "completion_tokens": turn.completion_tokens,
-                  "total_tokens": turn.prompt_tokens + turn.completion_tokens},
+        "usage": usage(turn),
     })
+}
+
+/// A turn's token counts (`prompt_tokens` are those prefilled: a prefix-cache hit is not
+/// counted again).
+pub fn usage(turn: &Turn) -> Value {
+    json!({"prompt_tokens": turn.prompt_tokens, "completion_tokens": turn.completion_tokens,
+        "total_tokens": turn.prompt_tokens + turn.completion_tokens})
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::serve::reply::reply;
 
     fn tool(name: &str) -> Value {
         json!({"type": "function", "function": {"name": name, "parameters": {"type": "object", "properties": {"q": {"type": "string"}}}}})
@@ -424,7 +449,7 @@ mod tests {
             "<|tool_call_start|>[{\"name\":\"a\",\"arguments\":{\"q\":\"v\"}}]<|tool_call_end|>"
         );
         let turn = Turn { text: "<think>plan</think><|tool_call_start|>[{\"name\": \"a\", \"arguments\": {\"q\": \"w\"}}]<|tool_call_end|>".into(), prompt_tokens: 4, completion_tokens: 6 };
-        let r = reply(&turn, &j, 100);
+        let r = reply(&turn, &j, 100, false);
         assert_eq!(
             (r.reasoning.as_deref(), r.finish_reason),
             (Some("plan"), "tool_calls")
@@ -443,13 +468,13 @@ mod tests {
             prompt_tokens: 1,
             completion_tokens: 100,
         };
-        let r2 = reply(&t2, &j2, 100);
-        assert_eq!((r2.content.as_str(), r2.finish_reason), ("hello ", "stop"));
+        let r2 = reply(&t2, &j2, 100, false);
+        assert_eq!((r2.content.as_str(), r2.finish_reason), ("hello", "stop"));
         let t3 = Turn {
             text: "long".into(),
             prompt_tokens: 1,
             completion_tokens: 100,
         };
-        assert_eq!(reply(&t3, &j, 100).finish_reason, "length");
+        assert_eq!(reply(&t3, &j, 100, false).finish_reason, "length");
     }
 }

@@ -65,14 +65,19 @@ pub fn openai_calls_text(calls: &[Value]) -> Result<String, (usize, String)> {
 /// Splits an assistant message into calls and text. `known` says which names are tools;
 /// unwrapped call lists count only when every name in them is known.
 pub fn parse_message(text: &str, known: &dyn Fn(&str) -> bool) -> ParsedMessage {
-    let mut out = ParsedMessage::default();
     let after_think = match text.rfind("</think>") {
         Some(i) => &text[i + "</think>".len()..],
         None if text.trim_start().starts_with("<think>") => "",
         None => text,
     };
+    parse_body(after_think, known)
+}
+
+/// [`parse_message`] of a text that holds no thinking.
+pub fn parse_body(body: &str, known: &dyn Fn(&str) -> bool) -> ParsedMessage {
+    let mut out = ParsedMessage::default();
     let mut content = String::new();
-    let mut rest = after_think;
+    let mut rest = body;
     let mut wrapped = false;
     while let Some(start) = rest.find(CALL_START) {
         wrapped = true;

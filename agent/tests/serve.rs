@@ -239,7 +239,16 @@ fn keys_a_full_queue_and_a_large_body_are_refused_and_the_server_stays_up() {
     let m = model(tmp.path());
     let s = start(
         &m,
-        &["--api-key", "k1", "--queue", "1", "--body-limit-mib", "1"],
+        &[
+            "--api-key",
+            "k1",
+            "--queue",
+            "1",
+            "--parallel",
+            "1",
+            "--body-limit-mib",
+            "1",
+        ],
     );
     let body = json!({"messages": user("write"), "max_tokens": 2500, "temperature": 1.0});
     let (code, _, r) = post(&s.url, "/v1/chat/completions", &body, None);
@@ -559,4 +568,73 @@ fn plain_completions_answer_whole_and_streamed_alike() {
             "{body}: {r}"
         );
     }
+}
+
+#[test]
+fn parallel_slots_answer_concurrent_requests_as_one_slot_does() {
+    // Q8_0: the quantized kernels give each sequence the same bits batched or alone, so greedy
+    // replies must match exactly.
+    let tmp = tempfile::tempdir().unwrap();
+    let m = tmp.path().join("tiny-q8_0.gguf");
+    let o = bin()
+        .args([
+            "synth", "--preset", "tiny", "--format", "gguf", "--quant", "q8_0", "--out",
+        ])
+        .arg(&m)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let bodies: Vec<Value> = (0..6)
+        .map(|i| {
+            let mut b = json!({"messages": user(&format!("ticket {i}: the printer is {}", "down ".repeat(i))),
+                "max_tokens": 12 + 3 * i, "temperature": 0});
+            if i % 2 == 1 {
+                b["tools"] = json!([tool()]);
+                b["tool_choice"] = json!("required");
+                b["max_tokens"] = json!(200);
+            }
+            b
+        })
+        .collect();
+    let answer = |url: &str, b: &Value| {
+        let (code, _, r) = post(url, "/v1/chat/completions", b, None);
+        assert_eq!(code, 200, "{r}");
+        (
+            comparable(&r["choices"][0]["message"]),
+            r["usage"]["completion_tokens"].clone(),
+        )
+    };
+    let one = start(&m, &["--parallel", "1"]);
+    let want: Vec<_> = bodies.iter().map(|b| answer(&one.url, b)).collect();
+    drop(one);
+    let four = start(&m, &["--parallel", "4", "--queue", "8"]);
+    let url = four.url.clone();
+    let got: Vec<_> = std::thread::scope(|s| {
+        let hs: Vec<_> = bodies
+            .iter()
+            .map(|b| {
+                let url = url.clone();
+                s.spawn(move || answer(&url, b))
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (i, (w, g)) in want.iter().zip(&got).enumerate() {
+        assert_eq!(w, g, "request {i}");
+    }
+    let (_, metrics) = get(&four.url, "/metrics");
+    assert!(
+        metrics.contains("lfm_requests_total{code=\"200\"} 6"),
+        "{metrics}"
+    );
+    let per_pass: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("lfm_batch_sequences_per_pass "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        per_pass > 1.5,
+        "the sequences shared their passes: {per_pass}"
+    );
 }

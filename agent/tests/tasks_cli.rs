@@ -329,3 +329,76 @@ fn a_schema_the_engine_cannot_enforce_stops_the_pipeline_before_any_token() {
         text(&o)
     );
 }
+
+#[test]
+fn triage_in_parallel_writes_what_one_at_a_time_writes() {
+    // Q8_0 weights: batched sequences get the bits they get alone, so greedy records match.
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("tiny-q8_0.gguf");
+    let o = lfm(&[
+        "synth",
+        "--preset",
+        "tiny",
+        "--format",
+        "gguf",
+        "--quant",
+        "q8_0",
+        "--out",
+        model.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let tickets = repo().join("examples/tickets.jsonl");
+    let run = |parallel: &str| {
+        let out = tmp.path().join(format!("triaged-{parallel}.jsonl"));
+        let o = lfm(&[
+            "triage",
+            tickets.to_str().unwrap(),
+            "--docs",
+            repo().join("examples/docs").to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--model",
+            model.to_str().unwrap(),
+            "--index",
+            tmp.path().join("ix").to_str().unwrap(),
+            "--traces",
+            tmp.path()
+                .join(format!("t-{parallel}.sqlite"))
+                .to_str()
+                .unwrap(),
+            "--think-budget",
+            "16",
+            "--max-steps",
+            "3",
+            "--max-turn-tokens",
+            "200",
+            "--temperature",
+            "0",
+            "--parallel",
+            parallel,
+        ]);
+        assert!(o.status.success(), "{}", text(&o));
+        let mut by_ticket: Vec<(String, Value)> = lines(&out)
+            .into_iter()
+            .map(|r| {
+                (
+                    r["ticket"].as_str().unwrap().to_string(),
+                    r["record"].clone(),
+                )
+            })
+            .collect();
+        by_ticket.sort_by(|a, b| a.0.cmp(&b.0));
+        (by_ticket, text(&o))
+    };
+    let (one, _) = run("1");
+    let (four, log) = run("4");
+    assert!(!one.is_empty(), "{log}");
+    assert_eq!(one, four, "{log}");
+    let per_pass: f64 = log
+        .split("shared forward passes, ")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no batch stats: {log}"));
+    assert!(per_pass > 1.5, "the tickets shared their passes: {log}");
+}

@@ -35,6 +35,7 @@
 
 #![warn(missing_docs)]
 
+pub mod batch;
 pub mod config;
 pub mod constraint;
 pub mod error;

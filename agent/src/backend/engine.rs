@@ -26,6 +26,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use lfm_engine::batch::{BatchedSession, Batcher};
 use lfm_engine::constraint::{ConstraintCompiler, ConstraintSpec, GrammarMatcher};
 use lfm_engine::folder::LoadedModel;
 use lfm_engine::model::Logits;
@@ -58,7 +59,7 @@ pub struct EngineOptions {
 pub struct EngineBackend {
     model: Arc<LoadedModel>,
     compiler: ConstraintCompiler,
-    session: Session,
+    session: BatchedSession,
     opts: EngineOptions,
     stop_tokens: Vec<u32>,
     /// The last system turn's tokens and, once prefilled, the point after them.
@@ -97,6 +98,7 @@ impl EngineBackend {
         model.template().map_err(|e| e.to_string())?;
         let compiler = model.constraint_compiler().map_err(|e| e.to_string())?;
         let session = Session::new(model.model.clone(), opts.context).map_err(|e| e.to_string())?;
+        let session = BatchedSession::new(session, None);
         let sampler = Sampler::new(opts.sampling.clone()).map_err(|e| e.to_string())?;
         Ok(EngineBackend {
             stop_tokens: model.stop_tokens(),
@@ -138,6 +140,19 @@ impl EngineBackend {
     /// Shows every turn from now on to `observer` as it is generated.
     pub fn set_observer(&mut self, observer: Option<Observer>) {
         self.observer = observer;
+    }
+
+    /// Runs this backend's forward passes through `batcher`, shared with other backends on
+    /// other threads (continuous batching). Each turn holds a share of the batcher's KV budget
+    /// (its prompt and `max_tokens`) while it runs.
+    pub fn with_batcher(mut self, batcher: Batcher) -> Result<Self, String> {
+        let session =
+            Session::new(self.model.model.clone(), self.opts.context).map_err(|e| e.to_string())?;
+        self.session = BatchedSession::new(session, Some(batcher));
+        self.system = None;
+        self.points.clear();
+        self.last = None;
+        Ok(self)
     }
 
     /// The session's context in tokens.
@@ -202,7 +217,7 @@ impl EngineBackend {
             self.session
                 .prefill(&ids[at..mark], chunk)
                 .map_err(|e| failed("prefill", e))?;
-            let snap = self.session.snapshot();
+            let snap = self.session.snapshot().map_err(|e| failed("snapshot", e))?;
             match &mut self.system {
                 Some((_, s)) if mark == system_len => *s = Some(snap),
                 _ => self.points.push(snap),
@@ -307,8 +322,15 @@ impl EngineBackend {
                 limit: self.session.context(),
             });
         }
+        // A share of the batcher's KV budget for the turn (waits while it is taken).
+        let _member = self.session.join(needed).map_err(|e| match e {
+            lfm_engine::Error::ContextFull { needed, limit } => {
+                BackendError::ContextFull { needed, limit }
+            }
+            e => failed("joining the batch", e),
+        })?;
         let (logits, prefilled) = self.prefill(&ids, 0, 0)?;
-        let prompt_point = self.session.snapshot();
+        let prompt_point = self.session.snapshot().map_err(|e| failed("snapshot", e))?;
         let tok = self.tokenizer().clone();
         let mut d = Decoder {
             session: &mut self.session,
@@ -331,7 +353,7 @@ impl EngineBackend {
         }
         let out = std::mem::take(&mut d.out);
         let text = tok.decode(&out).map_err(|e| failed("decoding", e))?;
-        self.keep_points(prompt_point);
+        self.keep_points(prompt_point)?;
         let mut all = ids;
         all.extend_from_slice(&out);
         self.last = Some((format!("{prompt}{text}"), all));
@@ -343,18 +365,19 @@ impl EngineBackend {
     }
 
     /// Keeps the point after the prompt and the one after the generation.
-    fn keep_points(&mut self, prompt_point: Snapshot) {
-        let after = self.session.snapshot();
+    fn keep_points(&mut self, prompt_point: Snapshot) -> Result<(), BackendError> {
+        let after = self.session.snapshot().map_err(|e| failed("snapshot", e))?;
         self.points.push(prompt_point);
         self.points.push(after);
         let excess = self.points.len().saturating_sub(KEEP_POINTS);
         self.points.drain(..excess);
+        Ok(())
     }
 }
 
 /// Where a turn's decoding is.
 struct Decoder<'a> {
-    session: &'a mut Session,
+    session: &'a mut BatchedSession,
     sampler: &'a mut Sampler,
     stop_tokens: &'a [u32],
     cancel: Option<&'a AtomicBool>,
@@ -535,12 +558,19 @@ impl Backend for EngineBackend {
                 limit: self.session.context(),
             });
         }
+        // A share of the batcher's KV budget for the turn (waits while it is taken).
+        let _member = self.session.join(needed).map_err(|e| match e {
+            lfm_engine::Error::ContextFull { needed, limit } => {
+                BackendError::ContextFull { needed, limit }
+            }
+            e => failed("joining the batch", e),
+        })?;
         let system_len = self.system_prefix(req.messages, &tools, &ids)?;
         let t0 = Instant::now();
         let assistant_at = self.last_assistant_start(req.messages, &tools, &ids)?;
         let (logits, prefilled) = self.prefill(&ids, system_len, assistant_at)?;
         let prefill_secs = t0.elapsed().as_secs_f64();
-        let prompt_point = self.session.snapshot();
+        let prompt_point = self.session.snapshot().map_err(|e| failed("snapshot", e))?;
 
         let think = self.opts.think_budget;
         let think_start = self.encode("<think>")?;
@@ -636,7 +666,7 @@ impl Backend for EngineBackend {
             "turn"
         );
         let text = tok.decode(&out).map_err(|e| failed("decoding", e))?;
-        self.keep_points(prompt_point);
+        self.keep_points(prompt_point)?;
         let mut all = ids;
         all.extend_from_slice(&out);
         self.last = Some((format!("{prompt}{text}"), all));

@@ -2,7 +2,7 @@
 //! [`Agent`] they build from both (models, tools, traces).
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
@@ -13,6 +13,7 @@ use lfm_agent::backend::{
 use lfm_agent::config::Config;
 use lfm_agent::runner::{run, Backend, RunOutcome, RunTask, StopReason};
 use lfm_agent::trace::{RunMeta, TraceStore};
+use lfm_engine::batch::Batcher;
 use lfm_engine::folder::{ComputeDtype, LoadOptions, LoadedModel};
 use lfm_engine::sampling::SamplingParams;
 use lfm_engine::text::{Message, Role};
@@ -21,6 +22,8 @@ use lfm_retrieval::{EstimateCounter, IndexOptions, Indexer, Retriever};
 use lfm_tools::builtin::{CommandTool, CurrentTime, ReadDoc, SearchDocs, SqlQuery};
 use lfm_tools::{CallLimits, Registry, ToolSpec};
 use serde_json::Value;
+
+use super::parallel::{Parallel, ParallelArgs, BATCHED_PREFILL_CHUNK};
 
 /// Config and overrides.
 #[derive(Debug, Clone, Args)]
@@ -121,14 +124,19 @@ impl AgentArgs {
     }
 }
 
-/// Everything a task run needs.
+/// Everything a task run needs. Runs may go on from several threads at once (a `--parallel`
+/// pipeline): each takes a free backend from the agent's pool for its duration.
 pub struct Agent {
     pub config: Config,
-    pub backend: Box<dyn Backend>,
+    /// Free backends; a run takes one and puts it back.
+    pool: Mutex<Vec<Box<dyn Backend + Send>>>,
+    freed: Condvar,
+    /// What more backends are made of.
+    source: Source,
     /// `path` of the model, for traces.
     pub model_name: String,
     pub synthetic: bool,
-    pub traces: TraceStore,
+    traces: Mutex<TraceStore>,
     /// Every tool available (a task gets its own view).
     pub tools: Registry,
     pub retriever: Option<Arc<Retriever>>,
@@ -139,9 +147,23 @@ pub struct Agent {
     rt: tokio::runtime::Runtime,
 }
 
+/// Where the agent's backends come from.
+enum Source {
+    /// The embedded engine: the planner, the writer if any, and their options.
+    Engine {
+        planner: Arc<LoadedModel>,
+        writer: Option<Arc<LoadedModel>>,
+        planner_opts: EngineOptions,
+        writer_opts: EngineOptions,
+    },
+    /// An OpenAI-compatible server.
+    Remote(RemoteOptions),
+}
+
 /// A backend and what the agent needs to know of its model.
 struct Backed {
-    backend: Box<dyn Backend>,
+    backend: Box<dyn Backend + Send>,
+    source: Source,
     model_name: String,
     synthetic: bool,
     counter: Arc<dyn Fn(&str) -> usize + Send + Sync>,
@@ -164,7 +186,7 @@ impl Agent {
             if mc.path.is_some() || mc.writer.is_some() {
                 bail!("model.backend (--backend) and model.path/model.writer (--model/--writer) both set: use one");
             }
-            let remote = RemoteBackend::new(RemoteOptions {
+            let ropts = RemoteOptions {
                 url: url.clone(),
                 model: mc.backend_model.clone(),
                 api_key: std::env::var("LFM_AGENT_API_KEY")
@@ -174,15 +196,17 @@ impl Agent {
                 top_p: mc.top_p,
                 seed: mc.seed,
                 timeout: config.limits.max_wall,
-            })
-            .map_err(anyhow::Error::msg)
-            .context("--backend (model.backend)")?;
+            };
+            let remote = RemoteBackend::new(ropts.clone())
+                .map_err(anyhow::Error::msg)
+                .context("--backend (model.backend)")?;
             let model_name = format!("{} at {url}", remote.model());
             let synthetic = remote.synthetic();
             let counter: Arc<dyn Fn(&str) -> usize + Send + Sync> =
                 Arc::new(|s: &str| s.len() / 3 + 1);
             let backed = Backed {
                 backend: Box::new(remote),
+                source: Source::Remote(ropts),
                 model_name,
                 synthetic,
                 counter,
@@ -221,24 +245,24 @@ impl Agent {
             Some(t) => Arc::new(move |s: &str| t.encode(s).map_or(s.len() / 3 + 1, |v| v.len())),
             None => Arc::new(|s: &str| s.len() / 3 + 1),
         };
-        let planner_backend = EngineBackend::new(planner.clone(), opts(&planner, think))
-            .map_err(anyhow::Error::msg)
-            .with_context(|| format!("model {}", path.display()))?;
-        let backend: Box<dyn Backend> = match &mc.writer {
-            None => Box::new(planner_backend),
-            Some(w) => {
-                let writer = load_model(w, &dtype)?;
-                let wb = EngineBackend::new(writer.clone(), opts(&writer, 0))
-                    .map_err(anyhow::Error::msg)
-                    .with_context(|| format!("model {}", w.display()))?;
-                Box::new(PlannerWriter {
-                    planner: planner_backend,
-                    writer: wb,
-                })
-            }
+        let writer = mc
+            .writer
+            .as_ref()
+            .map(|w| load_model(w, &dtype))
+            .transpose()?;
+        let source = Source::Engine {
+            planner_opts: opts(&planner, think),
+            writer_opts: opts(writer.as_deref().unwrap_or(&planner), 0),
+            planner,
+            writer,
         };
+        let backend = source
+            .backends(1, &[None, None])?
+            .pop()
+            .context("no backend was made")?;
         let backed = Backed {
             backend,
+            source,
             model_name: path.display().to_string(),
             synthetic,
             counter,
@@ -251,6 +275,7 @@ impl Agent {
     fn assemble(config: Config, docs: &[PathBuf], b: Backed) -> Result<Agent> {
         let Backed {
             backend,
+            source,
             model_name,
             synthetic,
             counter,
@@ -271,8 +296,10 @@ impl Agent {
             rt,
             model_name,
             synthetic,
-            backend,
-            traces,
+            pool: Mutex::new(vec![backend]),
+            freed: Condvar::new(),
+            source,
+            traces: Mutex::new(traces),
             tools,
             retriever,
             counter,
@@ -314,13 +341,15 @@ impl Agent {
     /// `system` and `user` are the task's two opening turns. A schema the backend cannot
     /// enforce is an error here (it would fail every input the same way).
     pub fn run(
-        &mut self,
+        &self,
         task: &str,
         input: &str,
         run_task: &RunTask<'_>,
         system: &str,
         user: String,
     ) -> Result<(RunOutcome, i64)> {
+        let mut lease = self.lease()?;
+        let backend = lease.backend()?;
         let messages = vec![
             Message::new(Role::System, system.to_string()),
             Message::new(Role::User, user),
@@ -329,9 +358,7 @@ impl Agent {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
         let t = Instant::now();
-        let out = self
-            .rt
-            .block_on(run(self.backend.as_mut(), run_task, messages));
+        let out = self.rt.block_on(run(backend, run_task, messages));
         let meta = RunMeta {
             task: task.to_string(),
             model: self.model_name.clone(),
@@ -339,15 +366,153 @@ impl Agent {
             started_ms,
             wall_ms: t.elapsed().as_millis() as i64,
         };
-        let id = self
-            .traces
-            .record(&meta, &out)
-            .map_err(anyhow::Error::msg)
-            .context("recording the trace")?;
+        let id = self.record(&meta, &out)?;
         if let StopReason::BadAnswerSchema { message } = &out.stop {
             bail!("the {task} schema: {message}");
         }
         Ok((out, id))
+    }
+}
+
+impl Agent {
+    /// Records a run's trace; its id.
+    pub fn record(&self, meta: &RunMeta, out: &RunOutcome) -> Result<i64> {
+        self.traces
+            .lock()
+            .map_err(|_| anyhow::anyhow!("the trace store lock is poisoned"))?
+            .record(meta, out)
+            .map_err(anyhow::Error::msg)
+            .context("recording the trace")
+    }
+
+    /// Calls `f` with a backend from the pool.
+    pub fn with_backend<T>(&self, f: impl FnOnce(&mut (dyn Backend + Send)) -> T) -> Result<T> {
+        let mut lease = self.lease()?;
+        Ok(f(lease.backend()?))
+    }
+
+    /// A free backend, waiting for one while all are in use.
+    fn lease(&self) -> Result<Lease<'_>> {
+        let poisoned = || anyhow::anyhow!("the backend pool lock is poisoned");
+        let mut pool = self.pool.lock().map_err(|_| poisoned())?;
+        loop {
+            if let Some(b) = pool.pop() {
+                return Ok(Lease {
+                    agent: self,
+                    backend: Some(b),
+                });
+            }
+            pool = self.freed.wait(pool).map_err(|_| poisoned())?;
+        }
+    }
+
+    /// Runs up to `p.n` tasks at once from now on: the pool becomes `p.n` backends of their
+    /// own, over the agent's models with their passes batched (one batcher per model), or
+    /// clients of its server. Call it before any run is in flight.
+    pub fn set_parallel(&mut self, p: &Parallel) -> Result<()> {
+        if p.n == 1 {
+            return Ok(());
+        }
+        let writer_batcher = match &self.source {
+            Source::Engine {
+                writer: Some(_), ..
+            } => p.another_batcher()?,
+            _ => None,
+        };
+        let backends = self
+            .source
+            .backends(p.n, &[p.batcher().cloned(), writer_batcher])?;
+        *self
+            .pool
+            .get_mut()
+            .map_err(|_| anyhow::anyhow!("the backend pool lock is poisoned"))? = backends;
+        Ok(())
+    }
+
+    /// What `--parallel` resolves to for this agent's model (for a server backend: that many
+    /// requests in flight, 1 unless given).
+    pub fn parallel(&self, args: &ParallelArgs) -> Result<Parallel> {
+        match &self.source {
+            Source::Engine {
+                planner,
+                planner_opts,
+                ..
+            } => args.resolve(planner, planner_opts.context),
+            Source::Remote(_) => args.resolve_remote(),
+        }
+    }
+}
+
+/// A backend taken from the pool, put back on drop.
+struct Lease<'a> {
+    agent: &'a Agent,
+    backend: Option<Box<dyn Backend + Send>>,
+}
+
+impl Lease<'_> {
+    fn backend(&mut self) -> Result<&mut (dyn Backend + Send)> {
+        match self.backend.as_mut() {
+            Some(b) => Ok(b.as_mut()),
+            None => bail!("no backend in the lease"),
+        }
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        if let (Some(b), Ok(mut pool)) = (self.backend.take(), self.agent.pool.lock()) {
+            pool.push(b);
+            self.agent.freed.notify_one();
+        }
+    }
+}
+
+impl Source {
+    /// `n` backends; `batchers` are the planner's and the writer's (none: alone).
+    fn backends(
+        &self,
+        n: usize,
+        batchers: &[Option<Batcher>; 2],
+    ) -> Result<Vec<Box<dyn Backend + Send>>> {
+        let engine = |m: &Arc<LoadedModel>, o: &EngineOptions, b: &Option<Batcher>| {
+            let mut o = o.clone();
+            if b.is_some() {
+                o.prefill_chunk = o.prefill_chunk.min(BATCHED_PREFILL_CHUNK);
+            }
+            let e = EngineBackend::new(m.clone(), o)
+                .map_err(anyhow::Error::msg)
+                .with_context(|| format!("model {}", m.dir.display()))?;
+            match b {
+                Some(b) => e.with_batcher(b.clone()).map_err(anyhow::Error::msg),
+                None => Ok(e),
+            }
+        };
+        (0..n)
+            .map(|_| -> Result<Box<dyn Backend + Send>> {
+                Ok(match self {
+                    Source::Remote(o) => Box::new(
+                        RemoteBackend::new(o.clone())
+                            .map_err(anyhow::Error::msg)
+                            .context("--backend (model.backend)")?,
+                    ),
+                    Source::Engine {
+                        planner,
+                        writer: None,
+                        planner_opts,
+                        ..
+                    } => Box::new(engine(planner, planner_opts, &batchers[0])?),
+                    Source::Engine {
+                        planner,
+                        writer: Some(w),
+                        planner_opts,
+                        writer_opts,
+                    } => Box::new(PlannerWriter {
+                        planner: engine(planner, planner_opts, &batchers[0])?,
+                        writer: engine(w, writer_opts, &batchers[1])?,
+                    }),
+                })
+            })
+            .collect()
     }
 }
 

@@ -36,13 +36,13 @@ pub struct AskArgs {
 }
 
 pub fn run(a: AskArgs) -> Result<()> {
-    let mut agent = a.agent.build(&a.docs)?;
+    let agent = a.agent.build(&a.docs)?;
     let schema = a
         .schema
         .as_ref()
         .map(|p| read_schema(p, "--schema"))
         .transpose()?;
-    let (out, id) = ask(&mut agent, &a.question, a.k, schema)?;
+    let (out, id) = ask(&agent, &a.question, a.k, schema)?;
     let Some(answer) = out.answer.filter(|_| out.stop == StopReason::Answered) else {
         bail!(
             "no answer (run {id}: {}); see lfm-agent runs show {id} --traces {}",
@@ -68,7 +68,7 @@ pub fn run(a: AskArgs) -> Result<()> {
 }
 
 pub fn ask(
-    agent: &mut Agent,
+    agent: &Agent,
     question: &str,
     k: usize,
     schema: Option<Value>,

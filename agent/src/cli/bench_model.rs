@@ -37,6 +37,10 @@ pub struct ModelBenchArgs {
     /// Repetitions of each test (the mean is reported).
     #[arg(long, default_value_t = 3)]
     repetitions: usize,
+    /// Batched decode instead: these batch sizes (`1,2,4,8,16`), each sequence after its own
+    /// `--prompt-tokens` prompt, `--gen-tokens` steps of all of them together.
+    #[arg(long, value_name = "LIST")]
+    batch: Option<String>,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -97,7 +101,10 @@ pub fn run(a: ModelBenchArgs) -> Result<()> {
     let m = model.load()?;
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;
     let ctx = model.context(&m)?;
-    let need = a.prompt_tokens.max(a.gen_tokens + 1);
+    let need = match a.batch {
+        Some(_) => a.prompt_tokens + a.gen_tokens,
+        None => a.prompt_tokens.max(a.gen_tokens + 1),
+    };
     if need > ctx {
         anyhow::bail!("--prompt-tokens/--gen-tokens need {need} tokens of context; --ctx is {ctx}");
     }
@@ -111,6 +118,25 @@ pub fn run(a: ModelBenchArgs) -> Result<()> {
         s.decode(1)?;
     }
 
+    if let Some(list) = &a.batch {
+        let sizes = super::bench_batch::parse_sizes(list)?;
+        let most = sizes.iter().max().copied().unwrap_or(1);
+        let rows = super::bench_batch::measure(&m, ctx, &prompt, a.gen_tokens, &sizes)?;
+        let head = format!(
+            "batched decode: {}{}, {threads} threads, pp{} then tg{} per sequence, up to {most} sequences",
+            model.model.display(),
+            if m.model.config().synthetic { " (random weights)" } else { "" },
+            a.prompt_tokens,
+            a.gen_tokens
+        );
+        super::bench_batch::print(&rows, a.json, &head);
+        if !a.json {
+            if let Some(r) = peak_rss_mib() {
+                println!("peak RSS {r:.0} MiB");
+            }
+        }
+        return Ok(());
+    }
     let mut prefill_s = Vec::new();
     let mut ttft_s = Vec::new();
     let mut decode_s = Vec::new();

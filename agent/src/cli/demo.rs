@@ -49,7 +49,7 @@ pub fn run(a: DemoArgs) -> Result<()> {
     if a.agent.traces.is_none() {
         config.traces = a.out.join("traces.sqlite");
     }
-    let mut agent = Agent::build(config, &[ex.join("docs")])?;
+    let agent = Agent::build(config, &[ex.join("docs")])?;
     if agent.synthetic {
         println!(
             "NOTE: the model is SYNTHETIC (random weights, {}): the pipeline runs end to end and every\n      output is schema-valid by construction, but the text in it is meaningless. Point --model\n      (or model.path in lfm-agent.toml) at a real LFM2.5 folder or GGUF for real answers.\n",
@@ -60,11 +60,12 @@ pub fn run(a: DemoArgs) -> Result<()> {
     println!("== triage {}", ex.join("tickets.jsonl").display());
     let triaged = a.out.join("triaged.jsonl");
     let s = super::triage::triage(
-        &mut agent,
+        &agent,
         &ex.join("tickets.jsonl"),
         &triaged,
         None,
         a.tickets,
+        1,
     )?;
     super::triage::print_summary(&s, &triaged, &agent);
     if let Some(first) = s.run_ids.first() {
@@ -77,7 +78,7 @@ pub fn run(a: DemoArgs) -> Result<()> {
     let question = "What should I check when the VPN handshake fails from a hotel network?";
     println!("\n== ask {question:?}");
     let k = if agent.synthetic { 2 } else { 4 };
-    let (out, id) = super::ask::ask(&mut agent, question, k, None)?;
+    let (out, id) = super::ask::ask(&agent, question, k, None)?;
     match &out.answer {
         Some(answer) if out.stop == lfm_agent::runner::StopReason::Answered => {
             println!("answer (run {id}): {answer}");
@@ -92,11 +93,12 @@ pub fn run(a: DemoArgs) -> Result<()> {
     println!("\n== extract {}", log.display());
     let events = a.out.join("events.jsonl");
     let e = super::extract::extract(
-        &mut agent,
+        &agent,
         &log,
         &ex.join("event.schema.json"),
         &events,
         None,
+        1,
     )?;
     println!(
         "extracted {} events from {} windows ({} already done, {} failed) in {:.1} s -> {}",

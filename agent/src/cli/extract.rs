@@ -14,6 +14,8 @@ use lfm_prompts::Task;
 use serde_json::{json, Value};
 
 use super::agent_args::{read_schema, stop_name, Agent, AgentArgs};
+use super::fanout;
+use super::parallel::ParallelArgs;
 
 #[derive(Debug, Args)]
 pub struct ExtractArgs {
@@ -28,6 +30,8 @@ pub struct ExtractArgs {
     /// Log tokens per window (default: a quarter of the context).
     #[arg(long, value_name = "N")]
     pub window_tokens: Option<usize>,
+    #[command(flatten)]
+    pub parallel: ParallelArgs,
     #[command(flatten)]
     pub agent: AgentArgs,
 }
@@ -44,7 +48,9 @@ pub struct Summary {
 
 pub fn run(a: ExtractArgs) -> Result<()> {
     let mut agent = a.agent.build(&[])?;
-    let s = extract(&mut agent, &a.log, &a.schema, &a.out, a.window_tokens)?;
+    let p = agent.parallel(&a.parallel)?;
+    agent.set_parallel(&p)?;
+    let s = extract(&agent, &a.log, &a.schema, &a.out, a.window_tokens, p.n)?;
     println!(
         "extracted {} events from {} windows of {} ({} windows already done, {} failed) in {:.1} s -> {}",
         s.events,
@@ -94,7 +100,7 @@ impl ExtractSetup {
     /// events are `outcome.answer["events"]`.
     pub fn run(
         &self,
-        agent: &mut Agent,
+        agent: &Agent,
         name: &str,
         w: &logsplit::Window,
         input: &str,
@@ -124,12 +130,15 @@ pub fn windows(agent: &Agent, text: &str, window_tokens: Option<usize>) -> Vec<l
     logsplit::split(text, budget, &|s| counter(s))
 }
 
+/// Extracts the events of the windows not yet in `out`, `parallel` windows at a time (the
+/// agent's pool must hold that many backends: [`Agent::set_parallel`]).
 pub fn extract(
-    agent: &mut Agent,
+    agent: &Agent,
     log: &Path,
     schema_path: &Path,
     out: &Path,
     window_tokens: Option<usize>,
+    parallel: usize,
 ) -> Result<Summary> {
     let event = read_schema(schema_path, "--schema")?;
     let setup = ExtractSetup::new(agent, &event)?;
@@ -152,16 +161,19 @@ pub fn extract(
         Some(windows.len() as u64),
         indicatif::ProgressDrawTarget::stderr(),
     );
-    for w in &windows {
-        // Unique even when one long line is cut into several windows.
-        let key = format!("{}:{}-{}", w.index, w.first_line, w.last_line);
+    // Unique even when one long line is cut into several windows.
+    let key = |w: &logsplit::Window| format!("{}:{}-{}", w.index, w.first_line, w.last_line);
+    let todo: Vec<_> = windows
+        .iter()
+        .filter(|w| !output.done.contains(&key(w)))
+        .collect();
+    s.skipped = windows.len() - todo.len();
+    bar.inc(s.skipped as u64);
+    let work = |w: &&logsplit::Window| setup.run(agent, &name, w, &format!("{name}:{}", key(w)));
+    fanout::each(parallel, &todo, work, |i, result| {
+        let key = key(todo[i]);
         bar.inc(1);
-        if output.done.contains(&key) {
-            s.skipped += 1;
-            continue;
-        }
-        let input = format!("{name}:{key}");
-        let (outcome, run_id) = setup.run(agent, &name, w, &input)?;
+        let (outcome, run_id) = result?;
         match (&outcome.stop, outcome.answer) {
             (StopReason::Answered, Some(Value::Object(mut a))) => {
                 let events = match a.remove("events") {
@@ -185,7 +197,8 @@ pub fn extract(
                 s.failed.push((key, format!("{why} (run {run_id})")));
             }
         }
-    }
+        Ok(())
+    })?;
     bar.finish_and_clear();
     s.secs = started.elapsed().as_secs_f64();
     Ok(s)

@@ -6,11 +6,12 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use lfm_agent::backend::{EngineBackend, EngineOptions};
+use lfm_agent::backend::EngineOptions;
 use lfm_agent::serve::{router, ServeOptions};
 use lfm_engine::sampling::SamplingParams;
 
 use super::common::ModelArgs;
+use super::parallel::ParallelArgs;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -41,6 +42,8 @@ pub struct ServeArgs {
     /// Thinking tokens per reply (0: none, for an Instruct model).
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub think_budget: usize,
+    #[command(flatten)]
+    pub parallel: ParallelArgs,
 }
 
 pub fn run(a: ServeArgs) -> Result<()> {
@@ -60,17 +63,13 @@ pub fn run(a: ServeArgs) -> Result<()> {
         repetition_penalty: d.repetition_penalty,
         seed: 0,
     };
-    let backend = EngineBackend::new(
-        model.clone(),
-        EngineOptions {
-            think_budget: a.think_budget,
-            sampling: sampling.clone(),
-            context,
-            prefill_chunk: 512,
-        },
-    )
-    .map_err(anyhow::Error::msg)
-    .with_context(|| format!("--model {}", a.model.model.display()))?;
+    let parallel = a.parallel.resolve(&model, context)?;
+    let backends = parallel.backends(&model, |chunk| EngineOptions {
+        think_budget: a.think_budget,
+        sampling: sampling.clone(),
+        context,
+        prefill_chunk: chunk,
+    })?;
     let mut keys = a.api_keys.clone();
     if let Ok(env) = std::env::var("LFM_AGENT_SERVE_KEYS") {
         keys.extend(
@@ -105,9 +104,12 @@ pub fn run(a: ServeArgs) -> Result<()> {
             .await
             .with_context(|| format!("--addr {}: cannot listen", a.addr))?;
         let addr = listener.local_addr().context("--addr")?;
-        let (app, _worker) = router(backend, opts);
+        let (app, _workers) = router(backends, opts, parallel.batcher().cloned());
         // The first line on stdout, for scripts that start the server on port 0.
-        println!("listening on http://{addr} (model {name}, context {context})");
+        println!(
+            "listening on http://{addr} (model {name}, context {context}, {})",
+            parallel.describe()
+        );
         use std::io::Write;
         std::io::stdout().flush().ok();
         axum::serve(listener, app)

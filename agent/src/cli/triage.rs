@@ -13,6 +13,8 @@ use lfm_prompts::Task;
 use serde_json::{json, Value};
 
 use super::agent_args::{read_schema, stop_name, Agent, AgentArgs};
+use super::fanout;
+use super::parallel::ParallelArgs;
 
 #[derive(Debug, Args)]
 pub struct TriageArgs {
@@ -31,6 +33,8 @@ pub struct TriageArgs {
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
     #[command(flatten)]
+    pub parallel: ParallelArgs,
+    #[command(flatten)]
     pub agent: AgentArgs,
 }
 
@@ -47,8 +51,11 @@ pub struct Summary {
 
 pub fn run(a: TriageArgs) -> Result<()> {
     let mut agent = a.agent.build(&a.docs)?;
-    let s = triage(&mut agent, &a.tickets, &a.out, a.schema.as_ref(), a.limit)?;
+    let p = agent.parallel(&a.parallel)?;
+    agent.set_parallel(&p)?;
+    let s = triage(&agent, &a.tickets, &a.out, a.schema.as_ref(), a.limit, p.n)?;
     print_summary(&s, &a.out, &agent);
+    p.print_stats();
     Ok(())
 }
 
@@ -106,7 +113,7 @@ impl TriageSetup {
 
     /// Runs one ticket (its fields as a JSON object) through the loop: the outcome and the
     /// trace's run id.
-    pub fn run(&self, agent: &mut Agent, id: &str, ticket: &Value) -> Result<(RunOutcome, i64)> {
+    pub fn run(&self, agent: &Agent, id: &str, ticket: &Value) -> Result<(RunOutcome, i64)> {
         let ticket = ticket.to_string();
         let user = self.prompts.render_user(&[("ticket", &ticket)])?;
         let registry = agent.task_tools(&agent.config.triage.tools.clone(), &ticket)?;
@@ -132,12 +139,15 @@ impl TriageSetup {
     }
 }
 
+/// Triages the tickets not yet in `out_path`, `parallel` at a time (the agent's pool must
+/// hold that many backends: [`Agent::set_parallel`]).
 pub fn triage(
-    agent: &mut Agent,
+    agent: &Agent,
     tickets_path: &std::path::Path,
     out_path: &std::path::Path,
     schema_flag: Option<&PathBuf>,
     limit: Option<usize>,
+    parallel: usize,
 ) -> Result<Summary> {
     let schema = schema_flag
         .map(|p| read_schema(p, "--schema"))
@@ -166,9 +176,11 @@ pub fn triage(
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     let started = Instant::now();
-    for t in todo {
+    let work = |t: &&tickets::Ticket| setup.run(agent, &t.id, &Value::Object(t.fields.clone()));
+    fanout::each(parallel, &todo, work, |i, result| {
+        let t = todo[i];
         bar.set_message(t.id.clone());
-        let (outcome, run_id) = setup.run(agent, &t.id, &Value::Object(t.fields.clone()))?;
+        let (outcome, run_id) = result?;
         s.run_ids.push(run_id);
         match (&outcome.stop, outcome.answer) {
             (StopReason::Answered, Some(record)) => {
@@ -182,7 +194,8 @@ pub fn triage(
             }
         }
         bar.inc(1);
-    }
+        Ok(())
+    })?;
     bar.finish_and_clear();
     s.secs = started.elapsed().as_secs_f64();
     Ok(s)

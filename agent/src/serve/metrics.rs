@@ -4,9 +4,11 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
 
-/// Counters and gauges, updated by the handlers and the worker.
-#[derive(Debug, Default)]
+/// Counters and gauges, updated by the handlers and the workers.
+#[derive(Default)]
 pub struct Metrics {
+    /// The shared forward pass of parallel sequences, for its counts.
+    pub batcher: Option<lfm_engine::batch::Batcher>,
     /// Responses by HTTP status.
     pub responses: Mutex<BTreeMap<u16, u64>>,
     /// Requests waiting for the model.
@@ -124,7 +126,22 @@ impl Metrics {
                 g(&self.cancelled) as f64,
             ),
         ];
-        for (name, kind, help, v) in lines {
+        let (passes, per_pass) = self.batcher.as_ref().map_or((0, 0.0), |b| b.stats());
+        let batch = [
+            (
+                "lfm_batch_passes_total",
+                "counter",
+                "Shared forward passes of parallel sequences.",
+                passes as f64,
+            ),
+            (
+                "lfm_batch_sequences_per_pass",
+                "gauge",
+                "Mean sequences per shared pass, since start.",
+                per_pass,
+            ),
+        ];
+        for (name, kind, help, v) in lines.into_iter().chain(batch) {
             s.push_str(&format!(
                 "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}\n"
             ));

@@ -8,11 +8,12 @@
 //!   to exactly the non-streamed reply (`reply` and `stream`).
 //! - `GET /v1/models`, `GET /health`, `GET /metrics` (Prometheus text).
 //!
-//! One engine thread owns the model and its session (saved points make a request that shares
-//! the previous request's prefix prefill only its new tokens); handlers put jobs on a bounded
-//! queue and a full queue is answered 429 with `Retry-After`. A request past the timeout is
-//! 504; a request whose client went away, or that timed out, is dropped from the queue, or
-//! stopped at its next token. Bodies over the limit are 413; with API keys set, `/v1/*`
+//! Engine threads (`--parallel`, one per sequence in flight) each own a session over the
+//! shared model (saved points make a request that shares an earlier request's prefix prefill
+//! only its new tokens); with more than one, their forward passes are batched. Handlers put
+//! jobs on a bounded queue and a full queue is answered 429 with `Retry-After`. A request
+//! past the timeout is 504; a request whose client went away, or that timed out, is dropped
+//! from the queue, or stopped at its next token. Bodies over the limit are 413; with API keys set, `/v1/*`
 //! without `Authorization: Bearer KEY` is 401.
 
 mod chat;
@@ -39,6 +40,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::backend::EngineBackend;
 use crate::runner::Turn;
+use lfm_engine::batch::Batcher;
 use openai::{ApiError, ChatJob};
 
 /// How the server behaves.
@@ -91,16 +93,27 @@ impl Drop for CancelOnDrop {
     }
 }
 
-/// The router over `backend` (run on its own thread); the returned handle is the engine
-/// thread's.
-pub fn router(backend: EngineBackend, opts: ServeOptions) -> (Router, std::thread::JoinHandle<()>) {
-    let metrics = Arc::new(Metrics::default());
+/// The router over `backends`, each run by its own engine thread (several share their
+/// forward passes through a batcher); the returned handles are the engine threads'.
+pub fn router(
+    backends: Vec<EngineBackend>,
+    opts: ServeOptions,
+    batcher: Option<Batcher>,
+) -> (Router, Vec<std::thread::JoinHandle<()>>) {
+    let metrics = Arc::new(Metrics {
+        batcher,
+        ..Metrics::default()
+    });
     let (tx, rx) = mpsc::channel(opts.queue.max(1));
+    let rx = Arc::new(std::sync::Mutex::new(rx));
     let opts = Arc::new(opts);
-    let worker = {
-        let (opts, metrics) = (opts.clone(), metrics.clone());
-        std::thread::spawn(move || worker::work(backend, rx, &opts, &metrics))
-    };
+    let workers = backends
+        .into_iter()
+        .map(|backend| {
+            let (opts, metrics, rx) = (opts.clone(), metrics.clone(), rx.clone());
+            std::thread::spawn(move || worker::work(backend, &rx, &opts, &metrics))
+        })
+        .collect();
     let state = AppState {
         jobs: tx,
         opts: opts.clone(),
@@ -114,7 +127,7 @@ pub fn router(backend: EngineBackend, opts: ServeOptions) -> (Router, std::threa
         .route("/v1/completions", post(chat::completions))
         .layer(DefaultBodyLimit::max(opts.body_limit))
         .with_state(state);
-    (app, worker)
+    (app, workers)
 }
 
 fn error(m: &Metrics, e: ApiError) -> Response {

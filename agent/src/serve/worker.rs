@@ -15,13 +15,18 @@ use super::{Job, Metrics, ServeOptions};
 use crate::backend::{EngineBackend, Observer};
 use crate::runner::{Backend, BackendError, Turn, TurnRequest};
 
+/// Takes the next job; `None` when the server is shutting down.
+fn next(rx: &Mutex<mpsc::Receiver<Job>>) -> Option<Job> {
+    rx.lock().ok()?.blocking_recv()
+}
+
 pub(super) fn work(
     mut backend: EngineBackend,
-    mut rx: mpsc::Receiver<Job>,
+    rx: &Mutex<mpsc::Receiver<Job>>,
     opts: &ServeOptions,
     m: &Arc<Metrics>,
 ) {
-    while let Some(job) = rx.blocking_recv() {
+    while let Some(job) = next(rx) {
         m.queue_depth.fetch_sub(1, Ordering::Relaxed);
         m.queue_us
             .fetch_add(job.queued.elapsed().as_micros() as u64, Ordering::Relaxed);

@@ -9,6 +9,7 @@ use candle_core::{DType, Device, Tensor, D};
 use super::linear::Linear;
 use super::norm::RmsNorm;
 use super::rope::Rope;
+use super::Span;
 use crate::error::Result;
 use crate::session::KvCache;
 
@@ -39,20 +40,66 @@ impl Attention {
         rope: (&Tensor, &Tensor),
         cache: &mut KvCache,
     ) -> Result<Tensor> {
-        let (t, _) = u.dims2()?;
+        let span = Span {
+            off: 0,
+            len: u.dim(0)?,
+            pos,
+        };
+        self.forward_batch(u, &[span], rope, &mut [cache])
+    }
+
+    /// Attention for stacked sequences: `u` holds each span's rows, `rope` their tables, and
+    /// `caches` their KV caches. The projections run once over all rows; each sequence
+    /// attends over its own cache.
+    pub(crate) fn forward_batch(
+        &self,
+        u: &Tensor,
+        spans: &[Span],
+        rope: (&Tensor, &Tensor),
+        caches: &mut [&mut KvCache],
+    ) -> Result<Tensor> {
+        let (n, _) = u.dims2()?;
         let (nh, nkv, hd) = (self.num_heads, self.num_kv_heads, self.head_dim);
-        let g = nh / nkv;
         let mut qkv =
             Linear::forward_many(&[&self.q_proj, &self.k_proj, &self.v_proj], u)?.into_iter();
         let (Some(q), Some(k), Some(v)) = (qkv.next(), qkv.next(), qkv.next()) else {
             unreachable!("forward_many returns one output per layer")
         };
-        let q = q.reshape((t, nh, hd))?;
-        let k = k.reshape((t, nkv, hd))?;
-        let v = v.reshape((t, nkv, hd))?;
+        let q = q.reshape((n, nh, hd))?;
+        let k = k.reshape((n, nkv, hd))?;
+        let v = v.reshape((n, nkv, hd))?;
         let q = Rope::apply(&self.q_norm.forward(&q)?, rope.0, rope.1)?;
         let k = Rope::apply(&self.k_norm.forward(&k)?, rope.0, rope.1)?;
+        let mut outs = Vec::with_capacity(spans.len());
+        for (s, cache) in spans.iter().zip(caches.iter_mut()) {
+            let part = |x: &Tensor| x.narrow(0, s.off, s.len);
+            let (qs, ks, vs) = if spans.len() == 1 {
+                (q.clone(), k.clone(), v.clone())
+            } else {
+                (part(&q)?, part(&k)?, part(&v)?)
+            };
+            outs.push(self.attend(&qs, &ks, &vs, s.pos, cache)?);
+        }
+        let out = match outs.as_slice() {
+            [one] => one.clone(),
+            _ => Tensor::cat(&outs, 0)?,
+        };
+        self.out_proj.forward(&out)
+    }
 
+    /// One sequence's attention: appends `k`, `v` (`[T, kv_heads, d]`) to `cache` and returns
+    /// the heads' outputs `[T, heads·d]` for queries `q` (`[T, heads, d]`) at `pos`.
+    fn attend(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        pos: usize,
+        cache: &mut KvCache,
+    ) -> Result<Tensor> {
+        let t = q.dim(0)?;
+        let (nh, nkv, hd) = (self.num_heads, self.num_kv_heads, self.head_dim);
+        let g = nh / nkv;
         if cache.len() != pos {
             return Err(crate::Error::arg(
                 "state",
@@ -68,8 +115,7 @@ impl Attention {
             // Decoding one token: read the cache in place (see `KvCache::attend_one`).
             let qv = q.flatten_all()?.to_vec1::<f32>()?;
             if let Some(out) = cache.attend_one(&qv, nh, scale as f32)? {
-                let out = Tensor::from_vec(out, (1, nh * hd), u.device())?;
-                return self.out_proj.forward(&out);
+                return Ok(Tensor::from_vec(out, (1, nh * hd), q.device())?);
             }
         }
         let (keys, values) = cache.view()?; // [nkv, S, hd]
@@ -97,12 +143,11 @@ impl Attention {
             } else {
                 scores
             };
-            let probs = softmax_last_dim(&scores)?.to_dtype(u.dtype())?;
+            let probs = softmax_last_dim(&scores)?.to_dtype(q.dtype())?;
             let out = probs.matmul(&vt)?; // [nkv, g·tl, hd]
             outs.push(out.reshape((nh, tl, hd))?.transpose(0, 1)?);
         }
-        let out = Tensor::cat(&outs, 0)?.contiguous()?.reshape((t, nh * hd))?;
-        self.out_proj.forward(&out)
+        Ok(Tensor::cat(&outs, 0)?.contiguous()?.reshape((t, nh * hd))?)
     }
 }
 

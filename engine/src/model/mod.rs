@@ -79,6 +79,25 @@ pub enum Logits {
     All,
 }
 
+/// One sequence of a batched forward pass: its new tokens, the position of the first, and
+/// its per-layer state.
+pub(crate) struct Seq<'a> {
+    pub tokens: &'a [u32],
+    pub pos: usize,
+    pub state: &'a mut [LayerState],
+}
+
+/// Where one sequence's rows sit among the stacked rows of a batched pass.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Span {
+    /// First row.
+    pub off: usize,
+    /// Rows (new tokens).
+    pub len: usize,
+    /// Position of the first token.
+    pub pos: usize,
+}
+
 /// A loaded LFM2 model.
 #[derive(Debug)]
 pub struct Lfm2Model {
@@ -218,37 +237,70 @@ impl Lfm2Model {
         self.dtype
     }
 
-    /// Runs `tokens`, which start at position `pos`, through the network, updating `state`
-    /// (one entry per layer). Returns f32 logits `[n, vocab]` for the positions `want` asks for.
-    ///
-    /// Callers normally go through [`crate::session::Session`], which owns `state` and `pos`.
-    pub(crate) fn forward(
-        &self,
-        tokens: &[u32],
-        pos: usize,
-        state: &mut [LayerState],
-        want: Logits,
-    ) -> Result<Tensor> {
-        let _span = tracing::trace_span!("forward", pos, n = tokens.len()).entered();
+    /// Runs several sequences in one pass (each its new tokens from its position, updating its
+    /// per-layer state; callers go through [`crate::session::Session`]): their rows are stacked for the embedding, the
+    /// norms, every linear layer and the head (one read of each weight for all of them), and
+    /// split for what is per sequence: attention over its own KV cache at its own position, and
+    /// the short convolution over its own window. Returns each sequence's f32 logits, in order.
+    pub(crate) fn forward_batch(&self, seqs: &mut [Seq<'_>], want: Logits) -> Result<Vec<Tensor>> {
         let vocab = self.config.vocab_size;
-        if let Some(&id) = tokens.iter().find(|&&id| id as usize >= vocab) {
-            return Err(Error::TokenOutOfRange { id, vocab });
+        let mut all = Vec::new();
+        let mut spans = Vec::with_capacity(seqs.len());
+        for s in seqs.iter() {
+            if s.tokens.is_empty() {
+                return Err(Error::arg("tokens", "at least one token is needed"));
+            }
+            if let Some(&id) = s.tokens.iter().find(|&&id| id as usize >= vocab) {
+                return Err(Error::TokenOutOfRange { id, vocab });
+            }
+            if s.state.len() != self.layers.len() {
+                return Err(Error::arg(
+                    "state",
+                    "session state does not match the model's layers",
+                ));
+            }
+            spans.push(Span {
+                off: all.len(),
+                len: s.tokens.len(),
+                pos: s.pos,
+            });
+            all.extend_from_slice(s.tokens);
         }
-        let t = tokens.len();
-        let mut x = self.embed.lookup(tokens)?;
-        let (cos, sin) = self.rope.tables(pos, t, self.dtype)?;
-        for (layer, st) in self.layers.iter().zip(state.iter_mut()) {
+        let _span = tracing::trace_span!("forward", seqs = seqs.len(), n = all.len()).entered();
+        let mut x = self.embed.lookup(&all)?;
+        let tables = spans
+            .iter()
+            .map(|s| self.rope.tables(s.pos, s.len, self.dtype))
+            .collect::<Result<Vec<_>>>()?;
+        let (c, s): (Vec<Tensor>, Vec<Tensor>) = tables.into_iter().unzip();
+        let (cos, sin) = match (c.as_slice(), s.as_slice()) {
+            ([c], [s]) => (c.clone(), s.clone()),
+            _ => (Tensor::cat(&c, 0)?, Tensor::cat(&s, 0)?),
+        };
+        for (l, layer) in self.layers.iter().enumerate() {
             let u = layer.operator_norm.forward(&x)?;
-            let y = match (&layer.operator, st) {
-                (Operator::Conv(op), LayerState::Conv(window)) => op.forward(&u, window)?,
-                (Operator::Attention(op), LayerState::Kv(cache)) => {
-                    op.forward(&u, pos, (&cos, &sin), cache)?
+            let mismatch =
+                || Error::arg("state", "session state does not match the model's layers");
+            let y = match &layer.operator {
+                Operator::Conv(op) => {
+                    let mut windows = Vec::with_capacity(seqs.len());
+                    for s in seqs.iter_mut() {
+                        match &mut s.state[l] {
+                            LayerState::Conv(w) => windows.push(w),
+                            LayerState::Kv(_) => return Err(mismatch()),
+                        }
+                    }
+                    op.forward_batch(&u, &spans, &mut windows)?
                 }
-                _ => {
-                    return Err(Error::arg(
-                        "state",
-                        "session state does not match the model's layers",
-                    ))
+                Operator::Attention(op) => {
+                    let mut caches = Vec::with_capacity(seqs.len());
+                    for s in seqs.iter_mut() {
+                        match &mut s.state[l] {
+                            LayerState::Kv(c) => caches.push(c),
+                            LayerState::Conv(_) => return Err(mismatch()),
+                        }
+                    }
+                    op.forward_batch(&u, &spans, (&cos, &sin), &mut caches)?
                 }
             };
             let h = (x + y)?;
@@ -257,10 +309,30 @@ impl Lfm2Model {
         }
         let x = match want {
             Logits::All => x,
-            Logits::Last => x.narrow(0, t - 1, 1)?,
+            Logits::Last if spans.len() == 1 => x.narrow(0, spans[0].len - 1, 1)?,
+            Logits::Last => {
+                let last: Vec<u32> = spans.iter().map(|s| (s.off + s.len - 1) as u32).collect();
+                let n = last.len();
+                x.index_select(&Tensor::from_vec(last, n, x.device())?, 0)?
+            }
         };
-        let x = self.final_norm.forward(&x)?;
-        Ok(self.lm_head.forward(&x)?.to_dtype(DType::F32)?)
+        let logits = self
+            .lm_head
+            .forward(&self.final_norm.forward(&x)?)?
+            .to_dtype(DType::F32)?;
+        if spans.len() == 1 {
+            return Ok(vec![logits]);
+        }
+        spans
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                Ok(match want {
+                    Logits::All => logits.narrow(0, s.off, s.len)?,
+                    Logits::Last => logits.narrow(0, i, 1)?,
+                })
+            })
+            .collect()
     }
 
     /// Fresh per-layer state: an empty KV cache with room for `reserve` tokens (growing up to

@@ -20,7 +20,7 @@ use candle_core::{DType, Tensor};
 pub use kv::KvCache;
 
 use crate::error::{Error, Result};
-use crate::model::{Lfm2Model, Logits};
+use crate::model::{Lfm2Model, Logits, Seq};
 
 /// The state of one decoder layer for one sequence.
 #[derive(Debug)]
@@ -135,48 +135,112 @@ impl Session {
 
     /// Runs `tokens` as one chunk and returns f32 logits `[n, vocab]` (`n` = 1 or the chunk).
     pub fn forward(&mut self, tokens: &[u32], want: Logits) -> Result<Tensor> {
-        if tokens.is_empty() {
-            return Err(Error::arg("tokens", "at least one token is needed"));
+        let mut out = Session::forward_batch(&mut [self], &[tokens], want)?;
+        out.pop()
+            .ok_or_else(|| Error::arg("tokens", "at least one token is needed"))
+    }
+
+    /// Runs several sessions over the same model in one pass: `tokens[i]` is the chunk of
+    /// `sessions[i]` (one token to decode, or a prefill chunk; they may mix), each at its own
+    /// position with its own KV cache and conv windows. Each weight is read once for all of
+    /// them. Returns each session's f32 logits, as [`Session::forward`] would alone (the same
+    /// to rounding: rows are stacked, never mixed). On an error no session has moved.
+    pub fn forward_batch(
+        sessions: &mut [&mut Session],
+        tokens: &[&[u32]],
+        want: Logits,
+    ) -> Result<Vec<Tensor>> {
+        if sessions.len() != tokens.len() {
+            return Err(Error::arg(
+                "tokens",
+                format!("{} chunks for {} sessions", tokens.len(), sessions.len()),
+            ));
         }
-        let needed = self.tokens.len() + tokens.len();
-        if needed > self.context {
-            return Err(Error::ContextFull {
-                needed,
-                limit: self.context,
-            });
+        let Some(first) = sessions.first() else {
+            return Ok(Vec::new());
+        };
+        let model = first.model.clone();
+        for (i, (s, t)) in sessions.iter().zip(tokens).enumerate() {
+            if t.is_empty() {
+                return Err(Error::arg("tokens", "at least one token is needed"));
+            }
+            if !Arc::ptr_eq(&s.model, &model) {
+                return Err(Error::arg(
+                    "sessions",
+                    format!("session {i} runs another model than session 0"),
+                ));
+            }
+            let needed = s.tokens.len() + t.len();
+            if needed > s.context {
+                return Err(Error::ContextFull {
+                    needed,
+                    limit: s.context,
+                });
+            }
         }
-        let pos = self.tokens.len();
-        let saved: Vec<Option<Tensor>> = self
-            .state
+        let saved: Vec<Vec<Option<Tensor>>> = sessions.iter().map(|s| s.conv_windows()).collect();
+        let positions: Vec<usize> = sessions.iter().map(|s| s.tokens.len()).collect();
+        let mut seqs: Vec<Seq<'_>> = sessions
+            .iter_mut()
+            .zip(tokens)
+            .map(|(s, t)| Seq {
+                tokens: t,
+                pos: s.tokens.len(),
+                state: &mut s.state,
+            })
+            .collect();
+        let result = model.forward_batch(&mut seqs, want);
+        drop(seqs);
+        match result {
+            Ok(out) => {
+                for (s, t) in sessions.iter_mut().zip(tokens) {
+                    s.commit(t);
+                }
+                Ok(out)
+            }
+            Err(e) => {
+                for ((s, w), pos) in sessions.iter_mut().zip(saved).zip(positions) {
+                    s.roll_back(pos, w);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// A copy of every conv window (`None` for attention layers).
+    fn conv_windows(&self) -> Vec<Option<Tensor>> {
+        self.state
             .iter()
             .map(|s| match s {
                 LayerState::Conv(w) => Some(w.clone()),
                 LayerState::Kv(_) => None,
             })
-            .collect();
-        let out = match self.model.forward(tokens, pos, &mut self.state, want) {
-            Ok(out) => out,
-            Err(e) => {
-                // Leave the session exactly where it was: no half-appended KV rows. Rows from
-                // `pos` on may have been overwritten in some layers, so they are invalid now.
-                self.kv_tokens.truncate(pos);
-                for (st, w) in self.state.iter_mut().zip(saved) {
-                    match (st, w) {
-                        (LayerState::Kv(c), _) => c.truncate(pos),
-                        (LayerState::Conv(cur), Some(w)) => *cur = w,
-                        (LayerState::Conv(_), None) => {}
-                    }
-                }
-                return Err(e);
+            .collect()
+    }
+
+    /// Back to `pos` after a failed pass: no half-appended KV rows. Rows from `pos` on may
+    /// have been overwritten in some layers, so they are invalid now.
+    fn roll_back(&mut self, pos: usize, saved: Vec<Option<Tensor>>) {
+        self.kv_tokens.truncate(pos);
+        for (st, w) in self.state.iter_mut().zip(saved) {
+            match (st, w) {
+                (LayerState::Kv(c), _) => c.truncate(pos),
+                (LayerState::Conv(cur), Some(w)) => *cur = w,
+                (LayerState::Conv(_), None) => {}
             }
-        };
+        }
+    }
+
+    /// Records `tokens` as consumed after a pass.
+    fn commit(&mut self, tokens: &[u32]) {
+        let pos = self.tokens.len();
+        let needed = pos + tokens.len();
         // Rows past this chunk stay valid only if the chunk rewrote the same tokens.
         if self.kv_tokens.get(pos..needed) != Some(tokens) {
             self.kv_tokens.truncate(pos);
             self.kv_tokens.extend_from_slice(tokens);
         }
         self.tokens.extend_from_slice(tokens);
-        Ok(out)
     }
 
     /// Prefills `tokens` in chunks of at most `chunk` and returns the last position's logits.

@@ -92,7 +92,7 @@ impl Runner {
     }
 
     /// Runs `case` and says what came back.
-    pub fn observe(&self, agent: &mut Agent, case: &Case) -> Result<Observation> {
+    pub fn observe(&self, agent: &Agent, case: &Case) -> Result<Observation> {
         let t0 = Instant::now();
         let mut obs = match self {
             Runner::Triage {
@@ -194,7 +194,7 @@ fn resolve(agent: &Agent, files: &Files, id: &str) -> Cited {
 
 /// Every window of the case's log; the output is all their events, or none when a window
 /// gave no answer.
-fn extract(agent: &mut Agent, setup: &ExtractSetup, case: &Case) -> Result<Observation> {
+fn extract(agent: &Agent, setup: &ExtractSetup, case: &Case) -> Result<Observation> {
     let name = case.input["file"].as_str().unwrap_or(&case.id).to_string();
     let text = case.input["text"].as_str().unwrap_or_default();
     let mut obs = Observation {
@@ -230,12 +230,7 @@ fn extract(agent: &mut Agent, setup: &ExtractSetup, case: &Case) -> Result<Obser
 }
 
 /// One turn that must call one of `specs`; the output is the first call.
-fn tool_call(
-    agent: &mut Agent,
-    specs: &[ToolSpec],
-    system: &str,
-    case: &Case,
-) -> Result<Observation> {
+fn tool_call(agent: &Agent, specs: &[ToolSpec], system: &str, case: &Case) -> Result<Observation> {
     let request = case.input["request"].as_str().unwrap_or_default();
     let messages = vec![
         Message::new(Role::System, system.to_string()),
@@ -253,7 +248,7 @@ fn tool_call(
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);
     let t = Instant::now();
-    let turn = agent.backend.complete(&req);
+    let turn = agent.with_backend(|b| b.complete(&req))?;
     let ms = t.elapsed().as_millis() as u64;
     let budget = req.max_tokens;
     let mut outcome = RunOutcome {
@@ -309,10 +304,6 @@ fn tool_call(
         started_ms,
         wall_ms: ms as i64,
     };
-    let id = agent
-        .traces
-        .record(&meta, &outcome)
-        .map_err(anyhow::Error::msg)
-        .context("recording the trace")?;
+    let id = agent.record(&meta, &outcome)?;
     Ok(observation(&outcome, id))
 }

@@ -11,8 +11,12 @@ use lfm_evals::score::{score_case, summarize};
 use lfm_evals::store::{ResultStore, RunMeta};
 use lfm_evals::Suite;
 
+use lfm_evals::Case;
+
 use super::super::agent_args::{Agent, AgentArgs};
 use super::super::demo::use_synthetic_if_unset;
+use super::super::fanout;
+use super::super::parallel::ParallelArgs;
 use super::runner::Runner;
 use super::ResultsArg;
 
@@ -40,6 +44,8 @@ pub struct SuiteArgs {
     #[command(flatten)]
     pub results: ResultsArg,
     #[command(flatten)]
+    pub parallel: ParallelArgs,
+    #[command(flatten)]
     pub agent: AgentArgs,
 }
 
@@ -57,6 +63,8 @@ pub fn run(a: SuiteArgs) -> Result<()> {
         config.index = a.work.join(format!("index-{}", suite.name));
     }
     let mut agent = Agent::build(config, &suite.docs)?;
+    let parallel = agent.parallel(&a.parallel)?;
+    agent.set_parallel(&parallel)?;
     if agent.synthetic {
         eprintln!(
             "NOTE: {} is a SYNTHETIC random-weight model: validity, steps and speed are measured, accuracy means nothing",
@@ -78,16 +86,19 @@ pub fn run(a: SuiteArgs) -> Result<()> {
         Some(cases.len() as u64),
         indicatif::ProgressDrawTarget::stderr(),
     );
-    let mut results = Vec::new();
-    for case in &cases {
+    // In case order, whatever order they finish in.
+    let mut scored = vec![None; cases.len()];
+    let observe = |case: &&Case| runner.observe(&agent, case);
+    fanout::each(parallel.n, &cases, observe, |i, obs| {
+        let case = cases[i];
         bar.set_message(case.id.clone());
-        let obs = runner
-            .observe(&mut agent, case)
-            .with_context(|| format!("suite {} case {}", suite.name, case.id))?;
-        results.push(score_case(&suite, case, &obs));
+        let obs = obs.with_context(|| format!("suite {} case {}", suite.name, case.id))?;
+        scored[i] = Some(score_case(&suite, case, &obs));
         bar.inc(1);
-    }
+        Ok(())
+    })?;
     bar.finish_and_clear();
+    let results: Vec<_> = scored.into_iter().flatten().collect();
     let summary = summarize(&results);
     let meta = RunMeta {
         suite: suite.name.clone(),
@@ -96,7 +107,7 @@ pub fn run(a: SuiteArgs) -> Result<()> {
         synthetic: agent.synthetic,
         started_ms,
         wall_ms: t0.elapsed().as_millis() as i64,
-        settings: settings(&agent, cases.len(), suite.cases.len()),
+        settings: settings(&agent, cases.len(), suite.cases.len(), parallel.n),
     };
     let id = store.record(&meta, &summary, &results)?;
     let run = store.run(id)?;
@@ -132,11 +143,11 @@ pub fn run(a: SuiteArgs) -> Result<()> {
     Ok(())
 }
 
-fn settings(agent: &Agent, ran: usize, total: usize) -> String {
+fn settings(agent: &Agent, ran: usize, total: usize, parallel: usize) -> String {
     let m = &agent.config.model;
     let l = &agent.config.limits;
     format!(
-        "{ran} of {total} cases; seed {}, temperature {}, think budget {}, context {}, max steps {}, max turn tokens {}",
+        "{ran} of {total} cases, {parallel} at a time; seed {}, temperature {}, think budget {}, context {}, max steps {}, max turn tokens {}",
         m.seed.unwrap_or(0),
         m.temperature.map_or("model default".to_string(), |t| t.to_string()),
         m.think_budget.unwrap_or(256),

@@ -1,0 +1,116 @@
+//! `lfm-agent bench --model M --batch 1,2,4,8,16`: decode speed of several sequences in one
+//! pass (`Session::forward_batch`), as llama.cpp's `llama-batched-bench` measures it.
+//!
+//! For each batch size B: B sessions each prefill the same `--prompt-tokens` prompt (one pass
+//! for all B, not timed), then `--gen-tokens` decode steps advance all B together (timed).
+//! Aggregate decode speed is B × steps / time; per-sequence speed is steps / time.
+
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use lfm_engine::folder::LoadedModel;
+use lfm_engine::model::Logits;
+use lfm_engine::session::Session;
+use serde_json::json;
+
+/// One batch size's result.
+pub struct BatchRow {
+    pub batch: usize,
+    pub seconds: f64,
+    pub aggregate_tok_s: f64,
+    pub per_seq_tok_s: f64,
+}
+
+fn argmax(v: &[f32]) -> u32 {
+    v.iter()
+        .enumerate()
+        .fold(
+            (0, f32::NEG_INFINITY),
+            |b, (i, &x)| if x > b.1 { (i, x) } else { b },
+        )
+        .0 as u32
+}
+
+/// Times `gen` batched decode steps for each size in `sizes`.
+pub fn measure(
+    m: &LoadedModel,
+    ctx: usize,
+    prompt: &[u32],
+    gen: usize,
+    sizes: &[usize],
+) -> Result<Vec<BatchRow>> {
+    let mut rows = Vec::new();
+    for &b in sizes {
+        let mut sessions = (0..b)
+            .map(|_| Session::new(m.model.clone(), ctx))
+            .collect::<lfm_engine::Result<Vec<_>>>()?;
+        let mut refs: Vec<&mut Session> = sessions.iter_mut().collect();
+        let chunks: Vec<&[u32]> = vec![prompt; b];
+        let logits = Session::forward_batch(&mut refs, &chunks, Logits::Last)?;
+        // Each sequence continues greedily from its own logits.
+        let mut next: Vec<u32> = logits
+            .iter()
+            .map(|l| Ok(argmax(&l.flatten_all()?.to_vec1::<f32>()?)))
+            .collect::<lfm_engine::Result<_>>()?;
+        let t = Instant::now();
+        for _ in 0..gen {
+            let toks: Vec<[u32; 1]> = next.iter().map(|&t| [t]).collect();
+            let chunks: Vec<&[u32]> = toks.iter().map(|t| t.as_slice()).collect();
+            let logits = Session::forward_batch(&mut refs, &chunks, Logits::Last)
+                .context("batched decode")?;
+            for (n, l) in next.iter_mut().zip(&logits) {
+                *n = argmax(&l.flatten_all()?.to_vec1::<f32>()?);
+            }
+        }
+        let secs = t.elapsed().as_secs_f64();
+        rows.push(BatchRow {
+            batch: b,
+            seconds: secs,
+            aggregate_tok_s: (b * gen) as f64 / secs,
+            per_seq_tok_s: gen as f64 / secs,
+        });
+    }
+    Ok(rows)
+}
+
+/// The table, or one JSON object per line.
+pub fn print(rows: &[BatchRow], as_json: bool, head: &str) {
+    if as_json {
+        for r in rows {
+            println!(
+                "{}",
+                json!({"batch": r.batch, "seconds": r.seconds,
+                    "aggregate_tok_s": r.aggregate_tok_s, "per_seq_tok_s": r.per_seq_tok_s})
+            );
+        }
+        return;
+    }
+    println!("{head}");
+    println!("batch   aggregate tok/s   per-sequence tok/s   vs batch 1");
+    let base = rows.first().map_or(1.0, |r| r.aggregate_tok_s);
+    for r in rows {
+        println!(
+            "{:>5}   {:>15.2}   {:>18.2}   {:>9.2}x",
+            r.batch,
+            r.aggregate_tok_s,
+            r.per_seq_tok_s,
+            r.aggregate_tok_s / base
+        );
+    }
+}
+
+/// Parses `1,2,4,8,16`.
+pub fn parse_sizes(s: &str) -> Result<Vec<usize>> {
+    let sizes: Vec<usize> = s
+        .split(',')
+        .map(|p| {
+            p.trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|&n| n >= 1)
+                .with_context(|| format!("--batch {s}: `{p}` is not a batch size (1 or more)"))
+        })
+        .collect::<Result<_>>()?;
+    anyhow::ensure!(!sizes.is_empty(), "--batch: give at least one size");
+    Ok(sizes)
+}

@@ -1,0 +1,166 @@
+//! `--parallel N` and `--kv-budget TOKENS`: how many sequences run at once, batched in shared
+//! forward passes (`lfm_engine::batch`), and how much KV they may hold together.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use lfm_agent::backend::{EngineBackend, EngineOptions};
+use lfm_engine::batch::{BatchOptions, Batcher};
+use lfm_engine::folder::LoadedModel;
+
+#[derive(Debug, Clone, Args)]
+pub struct ParallelArgs {
+    /// Sequences in flight at once, batched in shared forward passes (default: from the
+    /// memory the KV caches of full contexts would take, at most 8).
+    #[arg(long, value_name = "N")]
+    pub parallel: Option<usize>,
+    /// Tokens of KV the sequences in flight may hold together (prompt and most new tokens of
+    /// each turn); a turn that does not fit waits (default: parallel × context).
+    #[arg(long, value_name = "TOKENS")]
+    pub kv_budget: Option<usize>,
+}
+
+/// The prefill chunk of a batched sequence: a long prompt holds the others' next token
+/// back for one chunk of this many tokens at a time.
+pub const BATCHED_PREFILL_CHUNK: usize = 128;
+
+/// What `--parallel` resolved to.
+pub struct Parallel {
+    pub n: usize,
+    pub kv_budget: usize,
+    batcher: Option<Batcher>,
+}
+
+fn batch_options(n: usize, kv_budget: usize) -> BatchOptions {
+    BatchOptions {
+        max_batch: n,
+        kv_budget,
+        wait: Duration::from_millis(2),
+    }
+}
+
+/// Bytes of KV one token takes in every attention layer of `m` (f16 for GGUF files, the
+/// compute dtype for safetensors, as sessions store them).
+fn kv_bytes_per_token(m: &LoadedModel) -> usize {
+    let c = m.model.config();
+    let attn = c
+        .layer_kinds
+        .iter()
+        .filter(|k| matches!(k, lfm_engine::config::LayerKind::Attention))
+        .count();
+    2 * attn * c.num_kv_heads * c.head_dim * m.model.default_kv_dtype().size_in_bytes()
+}
+
+/// Available memory in bytes, where the OS says.
+fn available_memory() -> Option<usize> {
+    let s = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = s.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kb: usize = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+impl ParallelArgs {
+    /// Resolves the flags for `model` at `context` tokens per sequence.
+    pub fn resolve(&self, model: &LoadedModel, context: usize) -> Result<Parallel> {
+        let n = match self.parallel {
+            Some(0) => anyhow::bail!("--parallel 0: need at least one sequence"),
+            Some(n) => n,
+            None => {
+                // Half the available memory for full-context KV caches, 1 to 8 sequences.
+                let per_seq = kv_bytes_per_token(model).max(1) * context;
+                let mem = available_memory().unwrap_or(4 << 30) / 2;
+                (mem / per_seq).clamp(1, 8)
+            }
+        };
+        let kv_budget = match self.kv_budget {
+            Some(0) => anyhow::bail!("--kv-budget 0: need at least one token"),
+            Some(b) => b,
+            None => n * context,
+        };
+        let mut p = Parallel {
+            n,
+            kv_budget,
+            batcher: None,
+        };
+        p.batcher = p.another_batcher()?;
+        Ok(p)
+    }
+
+    /// For a server backend: that many requests in flight (1 unless given); no batcher.
+    pub fn resolve_remote(&self) -> Result<Parallel> {
+        let n = match self.parallel {
+            Some(0) => anyhow::bail!("--parallel 0: need at least one sequence"),
+            Some(n) => n,
+            None => 1,
+        };
+        Ok(Parallel {
+            n,
+            kv_budget: usize::MAX,
+            batcher: None,
+        })
+    }
+}
+
+impl Parallel {
+    /// One backend per sequence in flight over the shared `model`; `opts` gets the prefill
+    /// chunk (smaller when batched, so a long prompt holds the others' next token back for
+    /// one small chunk at a time).
+    pub fn backends(
+        &self,
+        model: &Arc<LoadedModel>,
+        opts: impl Fn(usize) -> EngineOptions,
+    ) -> Result<Vec<EngineBackend>> {
+        let chunk = if self.batcher.is_some() {
+            BATCHED_PREFILL_CHUNK
+        } else {
+            512
+        };
+        (0..self.n)
+            .map(|_| {
+                let b = EngineBackend::new(model.clone(), opts(chunk))
+                    .map_err(anyhow::Error::msg)
+                    .with_context(|| format!("model {}", model.dir.display()))?;
+                match &self.batcher {
+                    Some(bt) => b.with_batcher(bt.clone()).map_err(anyhow::Error::msg),
+                    None => Ok(b),
+                }
+            })
+            .collect()
+    }
+
+    /// A new batcher with these settings (for a second model), when sequences share passes.
+    pub fn another_batcher(&self) -> Result<Option<Batcher>> {
+        if self.n < 2 || self.kv_budget == usize::MAX {
+            return Ok(None);
+        }
+        Ok(Some(
+            Batcher::new(batch_options(self.n, self.kv_budget)).context("--parallel")?,
+        ))
+    }
+
+    /// The batcher, when sequences share passes.
+    pub fn batcher(&self) -> Option<&Batcher> {
+        self.batcher.as_ref()
+    }
+
+    /// How much the sequences shared their passes, when they did.
+    pub fn print_stats(&self) {
+        if let Some(b) = &self.batcher {
+            let (passes, per_pass) = b.stats();
+            println!(
+                "parallel {}: {passes} shared forward passes, {per_pass:.2} sequences per pass",
+                self.n
+            );
+        }
+    }
+
+    /// For the startup line.
+    pub fn describe(&self) -> String {
+        match self.n {
+            1 => "1 sequence at a time".to_string(),
+            n => format!("{n} sequences batched, KV budget {} tokens", self.kv_budget),
+        }
+    }
+}

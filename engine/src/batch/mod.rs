@@ -1,0 +1,237 @@
+//! Continuous batching: sessions driven by several threads advance in shared forward passes.
+//!
+//! Each sequence keeps its own thread and its own logic (sampling, grammar masks, tool-call
+//! detection): only the forward pass is shared. A thread hands its session and its next chunk
+//! (one token, or a prefill chunk) to the [`Batcher`] and waits; the batcher's thread stacks
+//! every chunk that has arrived into one [`Session::forward_batch`] and hands each session back
+//! with its logits. A pass starts as soon as every member has handed in a chunk (or after a
+//! short wait for the slow ones), so sequences join and leave at token boundaries, and while
+//! the pass runs the other threads' mask and sampling work for the next token overlaps it.
+//!
+//! Members hold a share of a KV budget, counted in tokens (their turn's prompt and most new
+//! tokens): a turn that does not fit waits for others to finish; one larger than the whole
+//! budget is refused. A long prompt goes in chunks ([`BatchedSession::prefill`]), so it never
+//! stalls the others' decoding for longer than one chunk.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use candle_core::Tensor;
+
+use crate::error::{Error, Result};
+use crate::model::Logits;
+use crate::session::Session;
+
+mod session;
+
+pub use session::BatchedSession;
+
+/// How a [`Batcher`] runs.
+#[derive(Debug, Clone)]
+pub struct BatchOptions {
+    /// Most sequences in one pass.
+    pub max_batch: usize,
+    /// Tokens of KV all members together may hold for their turns.
+    pub kv_budget: usize,
+    /// How long a pass waits for members that have not handed in a chunk yet.
+    pub wait: Duration,
+}
+
+struct Request {
+    session: Session,
+    tokens: Vec<u32>,
+    want: Logits,
+    reply: mpsc::SyncSender<(Session, Result<Tensor>)>,
+}
+
+/// Counts and the KV budget, shared with the members.
+struct Shared {
+    members: AtomicUsize,
+    reserved: Mutex<usize>,
+    freed: Condvar,
+    /// Passes run and sequences in them (for the mean batch size).
+    passes: AtomicUsize,
+    rows: AtomicUsize,
+}
+
+/// The shared forward pass. Cheap to clone; its thread ends when the last clone is dropped.
+#[derive(Clone)]
+pub struct Batcher {
+    tx: mpsc::Sender<Request>,
+    shared: Arc<Shared>,
+    opts: Arc<BatchOptions>,
+}
+
+/// A sequence's membership: counted while it lives, its KV share returned on drop.
+pub struct Member {
+    shared: Arc<Shared>,
+    tokens: usize,
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        self.shared.members.fetch_sub(1, Ordering::SeqCst);
+        if let Ok(mut r) = self.shared.reserved.lock() {
+            *r = r.saturating_sub(self.tokens);
+        }
+        self.shared.freed.notify_all();
+    }
+}
+
+impl Batcher {
+    /// Starts the batcher's thread.
+    pub fn new(opts: BatchOptions) -> Result<Batcher> {
+        if opts.max_batch == 0 || opts.kv_budget == 0 {
+            return Err(Error::arg(
+                "batch",
+                "max_batch and kv_budget must be at least 1",
+            ));
+        }
+        let shared = Arc::new(Shared {
+            members: AtomicUsize::new(0),
+            reserved: Mutex::new(0),
+            freed: Condvar::new(),
+            passes: AtomicUsize::new(0),
+            rows: AtomicUsize::new(0),
+        });
+        let (tx, rx) = mpsc::channel::<Request>();
+        let opts = Arc::new(opts);
+        {
+            let (shared, opts) = (shared.clone(), opts.clone());
+            std::thread::Builder::new()
+                .name("lfm-batcher".into())
+                .spawn(move || run(rx, &shared, &opts))
+                .map_err(|e| Error::arg("batch", format!("cannot start the batch thread: {e}")))?;
+        }
+        Ok(Batcher { tx, shared, opts })
+    }
+
+    /// The options it runs with.
+    pub fn options(&self) -> &BatchOptions {
+        &self.opts
+    }
+
+    /// Joins with a KV share of `tokens`, waiting while the budget is taken.
+    pub fn join(&self, tokens: usize) -> Result<Member> {
+        let budget = self.opts.kv_budget;
+        if tokens > budget {
+            return Err(Error::ContextFull {
+                needed: tokens,
+                limit: budget,
+            });
+        }
+        let mut r = self
+            .shared
+            .reserved
+            .lock()
+            .map_err(|_| Error::arg("batch", "the KV budget lock is poisoned"))?;
+        while *r + tokens > budget {
+            r = self
+                .shared
+                .freed
+                .wait(r)
+                .map_err(|_| Error::arg("batch", "the KV budget lock is poisoned"))?;
+        }
+        *r += tokens;
+        self.shared.members.fetch_add(1, Ordering::SeqCst);
+        Ok(Member {
+            shared: self.shared.clone(),
+            tokens,
+        })
+    }
+
+    /// Runs `tokens` on `session` in the next shared pass. The session comes back with the
+    /// result, whatever it is, unless the batch thread died holding it.
+    pub fn forward(
+        &self,
+        session: Session,
+        tokens: Vec<u32>,
+        want: Logits,
+    ) -> (Option<Session>, Result<Tensor>) {
+        let (reply, back) = mpsc::sync_channel(1);
+        let req = Request {
+            session,
+            tokens,
+            want,
+            reply,
+        };
+        if let Err(mpsc::SendError(req)) = self.tx.send(req) {
+            return (Some(req.session), Err(stopped()));
+        }
+        match back.recv() {
+            Ok((s, out)) => (Some(s), out),
+            Err(_) => (None, Err(stopped())),
+        }
+    }
+
+    /// Passes run so far, and the mean number of sequences in each.
+    pub fn stats(&self) -> (usize, f64) {
+        let p = self.shared.passes.load(Ordering::Relaxed);
+        let r = self.shared.rows.load(Ordering::Relaxed);
+        (p, if p == 0 { 0.0 } else { r as f64 / p as f64 })
+    }
+}
+
+fn stopped() -> Error {
+    Error::arg("batch", "the batch thread has stopped")
+}
+
+fn run(rx: mpsc::Receiver<Request>, shared: &Shared, opts: &BatchOptions) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        let until = Instant::now() + opts.wait;
+        while batch.len() < opts.max_batch {
+            // Everyone in: go. Otherwise wait a little for the members still working.
+            if batch.len() >= shared.members.load(Ordering::SeqCst).max(1) {
+                match rx.try_recv() {
+                    Ok(r) => {
+                        batch.push(r);
+                        continue;
+                    }
+                    Err(_) => break,
+                }
+            }
+            let left = until.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(r) => batch.push(r),
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        shared.passes.fetch_add(1, Ordering::Relaxed);
+        shared.rows.fetch_add(batch.len(), Ordering::Relaxed);
+        pass(batch);
+    }
+}
+
+/// One shared pass; if it fails, each sequence runs alone so that only the one at fault gets
+/// the error.
+fn pass(batch: Vec<Request>) {
+    let (mut sessions, rest): (Vec<Session>, Vec<_>) = batch
+        .into_iter()
+        .map(|r| (r.session, (r.tokens, r.want, r.reply)))
+        .unzip();
+    let wants: Vec<Logits> = rest.iter().map(|r| r.1).collect();
+    let uniform = wants.iter().all(|&w| w == wants[0]);
+    let result = if uniform {
+        let mut refs: Vec<&mut Session> = sessions.iter_mut().collect();
+        let chunks: Vec<&[u32]> = rest.iter().map(|r| r.0.as_slice()).collect();
+        Some(Session::forward_batch(&mut refs, &chunks, wants[0]))
+    } else {
+        None
+    };
+    match result {
+        Some(Ok(outs)) => {
+            for ((s, o), (_, _, reply)) in sessions.into_iter().zip(outs).zip(rest) {
+                let _ = reply.send((s, Ok(o)));
+            }
+        }
+        _ => {
+            for (mut s, (tokens, want, reply)) in sessions.into_iter().zip(rest) {
+                let out = s.forward(&tokens, want);
+                let _ = reply.send((s, out));
+            }
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! [`BatchedSession`]: a session whose forward passes go through a [`Batcher`] when it has one.
+
+use candle_core::Tensor;
+
+use super::{Batcher, Member};
+use crate::error::{Error, Result};
+use crate::model::Logits;
+use crate::session::{Session, Snapshot};
+
+/// A session that runs alone, or shares its passes with other threads' sessions.
+pub struct BatchedSession {
+    /// `None` only if the batch thread died holding it.
+    session: Option<Session>,
+    batcher: Option<Batcher>,
+}
+
+fn lost() -> Error {
+    Error::arg("batch", "the session was lost with the batch thread")
+}
+
+impl BatchedSession {
+    /// `session`, batched through `batcher` when one is given.
+    pub fn new(session: Session, batcher: Option<Batcher>) -> BatchedSession {
+        BatchedSession {
+            session: Some(session),
+            batcher,
+        }
+    }
+
+    /// The session.
+    pub fn get(&self) -> Result<&Session> {
+        self.session.as_ref().ok_or_else(lost)
+    }
+
+    /// The session, to change.
+    pub fn get_mut(&mut self) -> Result<&mut Session> {
+        self.session.as_mut().ok_or_else(lost)
+    }
+
+    /// Joins the batcher for a turn of at most `tokens` (prompt and new tokens); `None` when
+    /// the session runs alone.
+    pub fn join(&self, tokens: usize) -> Result<Option<Member>> {
+        self.batcher.as_ref().map(|b| b.join(tokens)).transpose()
+    }
+
+    /// Runs `tokens` as one chunk (in a shared pass when batched).
+    pub fn forward(&mut self, tokens: &[u32], want: Logits) -> Result<Tensor> {
+        let Some(b) = &self.batcher else {
+            return self.get_mut()?.forward(tokens, want);
+        };
+        let s = self.session.take().ok_or_else(lost)?;
+        let (back, out) = b.forward(s, tokens.to_vec(), want);
+        self.session = back;
+        out
+    }
+
+    /// Consumes one token and returns the logits for the next.
+    pub fn decode(&mut self, token: u32) -> Result<Vec<f32>> {
+        Ok(self
+            .forward(&[token], Logits::Last)?
+            .flatten_all()?
+            .to_vec1()?)
+    }
+
+    /// Prefills `tokens` in chunks of at most `chunk`; the last position's logits.
+    pub fn prefill(&mut self, tokens: &[u32], chunk: usize) -> Result<Vec<f32>> {
+        if self.batcher.is_none() {
+            return self.get_mut()?.prefill(tokens, chunk);
+        }
+        if chunk == 0 {
+            return Err(Error::arg("prefill_chunk", "must be at least 1"));
+        }
+        let s = self.get()?;
+        let needed = s.len() + tokens.len();
+        if needed > s.context() {
+            return Err(Error::ContextFull {
+                needed,
+                limit: s.context(),
+            });
+        }
+        let mut last = None;
+        for part in tokens.chunks(chunk) {
+            last = Some(self.forward(part, Logits::Last)?);
+        }
+        match last {
+            Some(t) => Ok(t.flatten_all()?.to_vec1()?),
+            None => Err(Error::arg("tokens", "at least one token is needed")),
+        }
+    }
+
+    /// Tokens consumed so far (none if the session was lost).
+    pub fn tokens(&self) -> &[u32] {
+        self.session.as_ref().map_or(&[], |s| s.tokens())
+    }
+
+    /// Most tokens the session can hold.
+    pub fn context(&self) -> usize {
+        self.session.as_ref().map_or(0, |s| s.context())
+    }
+
+    /// Saves the current point.
+    pub fn snapshot(&self) -> Result<Snapshot> {
+        Ok(self.get()?.snapshot())
+    }
+
+    /// Returns to `snap`.
+    pub fn restore(&mut self, snap: &Snapshot) -> Result<()> {
+        self.get_mut()?.restore(snap)
+    }
+
+    /// Empties the session.
+    pub fn reset(&mut self) -> Result<()> {
+        self.get_mut()?.reset()
+    }
+}

@@ -1,0 +1,232 @@
+//! Batched forward passes: several sessions in one pass give each the logits it gets alone.
+//!
+//! Four sequences run on a schedule where they join and leave at different steps, and each
+//! step mixes prefill chunks with one-token decodes at different positions. Every chunk's
+//! logits are compared with the same sequence run alone, chunk by chunk: max abs difference
+//! 1e-4 on the f32 checkpoints, and the same greedy token (with the same tolerance) on the
+//! GGUF files, whose quantized kernels take the stacked rows as one matrix.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use lfm_engine::folder::{LoadOptions, LoadedModel};
+use lfm_engine::model::{Lfm2Model, Logits};
+use lfm_engine::session::Session;
+use lfm_engine::Error;
+
+fn fixture(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(rel)
+}
+
+fn load(rel: &str) -> Arc<Lfm2Model> {
+    LoadedModel::load(&fixture(rel), &LoadOptions::default())
+        .unwrap_or_else(|e| panic!("{rel}: {e}"))
+        .model
+}
+
+/// One sequence: its tokens, cut into chunks, and the step at which it joins.
+struct Plan {
+    tokens: Vec<u32>,
+    chunks: Vec<usize>,
+    join: usize,
+}
+
+fn plans(vocab: u32) -> Vec<Plan> {
+    let toks = |seed: u32, n: usize| -> Vec<u32> {
+        (0..n as u32)
+            .map(|i| (seed * 7919 + i * 104_729 + i * i * 31) % vocab)
+            .collect()
+    };
+    vec![
+        // A long prompt in chunks, then decodes; leaves early.
+        Plan {
+            tokens: toks(1, 21),
+            chunks: vec![9, 8, 1, 1, 1, 1],
+            join: 0,
+        },
+        // Short prompt, many decodes: still running when the others leave.
+        Plan {
+            tokens: toks(2, 14),
+            chunks: vec![3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1],
+            join: 0,
+        },
+        // Joins a running batch with a prefill chunk while the others decode.
+        Plan {
+            tokens: toks(3, 19),
+            chunks: vec![12, 4, 1, 1, 1],
+            join: 2,
+        },
+        // Joins last, one-token prompt.
+        Plan {
+            tokens: toks(4, 5),
+            chunks: vec![1, 1, 1, 1, 1],
+            join: 4,
+        },
+    ]
+}
+
+fn rows(t: &candle_core::Tensor) -> Vec<Vec<f32>> {
+    t.to_vec2::<f32>().unwrap()
+}
+
+fn argmax(v: &[f32]) -> usize {
+    v.iter()
+        .enumerate()
+        .fold(
+            (0, f32::NEG_INFINITY),
+            |b, (i, &x)| if x > b.1 { (i, x) } else { b },
+        )
+        .0
+}
+
+/// Each sequence alone: the logits of every chunk (`want` rows).
+fn alone(m: &Arc<Lfm2Model>, plans: &[Plan], want: Logits) -> Vec<Vec<Vec<Vec<f32>>>> {
+    plans
+        .iter()
+        .map(|p| {
+            let mut s = Session::new(m.clone(), 64).unwrap();
+            let mut at = 0;
+            p.chunks
+                .iter()
+                .map(|&n| {
+                    let out = s.forward(&p.tokens[at..at + n], want).unwrap();
+                    at += n;
+                    rows(&out)
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// All sequences on the schedule, batched: the logits of every chunk, per sequence.
+fn batched(m: &Arc<Lfm2Model>, plans: &[Plan], want: Logits) -> Vec<Vec<Vec<Vec<f32>>>> {
+    let mut sessions: Vec<Session> = plans
+        .iter()
+        .map(|_| Session::new(m.clone(), 64).unwrap())
+        .collect();
+    let mut next = vec![0usize; plans.len()];
+    let mut at = vec![0usize; plans.len()];
+    let mut out: Vec<Vec<Vec<Vec<f32>>>> = vec![Vec::new(); plans.len()];
+    let mut sizes = Vec::new();
+    for step in 0.. {
+        let live: Vec<usize> = (0..plans.len())
+            .filter(|&i| plans[i].join <= step && next[i] < plans[i].chunks.len())
+            .collect();
+        if live.is_empty() {
+            assert!(plans.iter().all(|p| p.join <= step), "a gap in the plan");
+            break;
+        }
+        sizes.push(live.len());
+        let chunks: Vec<&[u32]> = live
+            .iter()
+            .map(|&i| &plans[i].tokens[at[i]..at[i] + plans[i].chunks[next[i]]])
+            .collect();
+        let mut refs: Vec<&mut Session> = sessions
+            .iter_mut()
+            .enumerate()
+            .filter(|(i, _)| live.contains(i))
+            .map(|(_, s)| s)
+            .collect();
+        let logits = Session::forward_batch(&mut refs, &chunks, want).unwrap();
+        assert_eq!(logits.len(), live.len());
+        for (k, &i) in live.iter().enumerate() {
+            out[i].push(rows(&logits[k]));
+            at[i] += plans[i].chunks[next[i]];
+            next[i] += 1;
+        }
+    }
+    // The schedule really batched: a step with all four, and sequences leaving and joining.
+    assert!(sizes.contains(&4) && sizes.contains(&1), "{sizes:?}");
+    out
+}
+
+fn compare(case: &str, quantized: bool) {
+    let m = load(case);
+    let vocab = m.config().vocab_size as u32;
+    let p = plans(vocab);
+    for want in [Logits::Last, Logits::All] {
+        let (a, b) = (alone(&m, &p, want), batched(&m, &p, want));
+        let mut worst = 0f32;
+        let mut scale = 0f32;
+        for (i, (sa, sb)) in a.iter().zip(&b).enumerate() {
+            assert_eq!(sa.len(), sb.len(), "{case}: sequence {i}");
+            for (c, (ca, cb)) in sa.iter().zip(sb).enumerate() {
+                assert_eq!(ca.len(), cb.len(), "{case}: sequence {i} chunk {c}");
+                for (ra, rb) in ca.iter().zip(cb) {
+                    let d = ra
+                        .iter()
+                        .zip(rb)
+                        .map(|(x, y)| (x - y).abs())
+                        .fold(0.0, f32::max);
+                    worst = worst.max(d);
+                    scale = ra.iter().fold(scale, |m, x| m.max(x.abs()));
+                    assert!(d <= 1e-4, "{case} {want:?}: sequence {i} chunk {c}: {d}");
+                    if quantized {
+                        assert_eq!(argmax(ra), argmax(rb), "{case}: sequence {i} chunk {c}");
+                    }
+                }
+            }
+        }
+        eprintln!("{case} {want:?}: max abs difference {worst:e} (largest logit {scale})");
+    }
+}
+
+#[test]
+fn batched_f32_sessions_match_each_alone() {
+    for case in [
+        "parity/convbias_L4_sharded_f32",
+        "parity/all_attention_headdim_f32",
+        "parity/new_style_untied_mqa_f32",
+        "parity/old_style_tied_f32",
+    ] {
+        compare(case, false);
+    }
+}
+
+#[test]
+fn batched_gguf_sessions_match_each_alone() {
+    // f16 KV caches: one-token decodes read them in place, prefill chunks take the tiled path.
+    for case in [
+        "gguf/micro-q4_0.gguf",
+        "gguf/micro-q8_0.gguf",
+        "gguf/micro-f16.gguf",
+        "gguf/micro-q4_k_m.gguf",
+    ] {
+        compare(case, true);
+    }
+}
+
+#[test]
+fn a_bad_batch_moves_no_session() {
+    let m = load("parity/convbias_L4_sharded_f32");
+    let mut a = Session::new(m.clone(), 16).unwrap();
+    let mut b = Session::new(m.clone(), 8).unwrap();
+    a.prefill(&[1, 2, 3], 3).unwrap();
+    b.prefill(&[4, 5], 2).unwrap();
+    let before = a.prefill(&[9], 1).unwrap();
+    let snap = a.snapshot();
+    // b cannot take 7 more tokens: nothing runs, a stays where it was.
+    let e = Session::forward_batch(&mut [&mut a, &mut b], &[&[6], &[1; 7]], Logits::Last);
+    assert!(matches!(e, Err(Error::ContextFull { .. })), "{e:?}");
+    // A token out of range fails inside the pass: both are rolled back.
+    let vocab = m.config().vocab_size as u32;
+    let e = Session::forward_batch(&mut [&mut a, &mut b], &[&[6], &[vocab]], Logits::Last);
+    assert!(matches!(e, Err(Error::TokenOutOfRange { .. })), "{e:?}");
+    assert_eq!((a.len(), b.len()), (4, 2));
+    let e = Session::forward_batch(&mut [&mut a], &[&[1], &[2]], Logits::Last);
+    assert!(e.is_err());
+    // After the refusals, a continues exactly as if they never happened.
+    a.restore(&snap).unwrap();
+    let x = a.decode(7).unwrap();
+    let mut c = Session::new(m, 16).unwrap();
+    c.prefill(&[1, 2, 3, 9], 4).unwrap();
+    let y = c.decode(7).unwrap();
+    let d = x
+        .iter()
+        .zip(&y)
+        .map(|(p, q)| (p - q).abs())
+        .fold(0.0, f32::max);
+    assert!(d < 1e-5 && before.len() == x.len(), "{d}");
+}

@@ -4,7 +4,8 @@
 //! step mixes prefill chunks with one-token decodes at different positions. Every chunk's
 //! logits are compared with the same sequence run alone, chunk by chunk: max abs difference
 //! 1e-4 on the f32 checkpoints, and the same greedy token (with the same tolerance) on the
-//! GGUF files, whose quantized kernels take the stacked rows as one matrix.
+//! GGUF files, whose quantized kernels take the stacked rows as one matrix. Then the same
+//! through a `Batcher` from four threads, and its KV budget.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -229,4 +230,75 @@ fn a_bad_batch_moves_no_session() {
         .map(|(p, q)| (p - q).abs())
         .fold(0.0, f32::max);
     assert!(d < 1e-5 && before.len() == x.len(), "{d}");
+}
+
+/// Greedy continuation of `prompt` for `n` tokens on `s`.
+fn greedy(s: &mut lfm_engine::batch::BatchedSession, prompt: &[u32], n: usize) -> Vec<u32> {
+    let mut logits = s.prefill(prompt, 4).unwrap();
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let t = argmax(&logits) as u32;
+        out.push(t);
+        logits = s.decode(t).unwrap();
+    }
+    out
+}
+
+#[test]
+fn threads_sharing_a_batcher_get_what_they_get_alone() {
+    use lfm_engine::batch::{BatchOptions, BatchedSession, Batcher};
+    use std::time::Duration;
+    let m = load("gguf/micro-q8_0.gguf");
+    let vocab = m.config().vocab_size as u32;
+    let p = plans(vocab);
+    let alone: Vec<Vec<u32>> = p
+        .iter()
+        .map(|p| {
+            let mut s = BatchedSession::new(Session::new(m.clone(), 64).unwrap(), None);
+            greedy(&mut s, &p.tokens, 12)
+        })
+        .collect();
+    let b = Batcher::new(BatchOptions {
+        max_batch: 4,
+        kv_budget: 4 * 40,
+        wait: Duration::from_millis(20),
+    })
+    .unwrap();
+    let shared: Vec<Vec<u32>> = std::thread::scope(|sc| {
+        let hs: Vec<_> = p
+            .iter()
+            .map(|p| {
+                let (m, b) = (m.clone(), b.clone());
+                sc.spawn(move || {
+                    let mut s = BatchedSession::new(Session::new(m, 64).unwrap(), Some(b));
+                    let _member = s.join(p.tokens.len() + 12).unwrap();
+                    greedy(&mut s, &p.tokens, 12)
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(alone, shared);
+    let (passes, per_pass) = b.stats();
+    assert!(per_pass > 1.5, "{passes} passes, {per_pass} per pass");
+
+    // The KV budget: more than all of it is refused; a share that does not fit waits for a
+    // member to leave.
+    assert!(matches!(b.join(161), Err(Error::ContextFull { .. })));
+    let big = b.join(150).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::scope(|sc| {
+        let b = b.clone();
+        sc.spawn(move || {
+            let _m = b.join(20).unwrap();
+            tx.send(()).unwrap();
+        });
+        assert!(
+            rx.recv_timeout(Duration::from_millis(200)).is_err(),
+            "joined over budget"
+        );
+        drop(big);
+        rx.recv_timeout(Duration::from_secs(5))
+            .expect("joined once room was freed");
+    });
 }

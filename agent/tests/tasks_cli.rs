@@ -388,12 +388,35 @@ fn triage_in_parallel_writes_what_one_at_a_time_writes() {
             })
             .collect();
         by_ticket.sort_by(|a, b| a.0.cmp(&b.0));
-        (by_ticket, text(&o))
+        // Tokens prefilled over all runs, from the traces.
+        let runs = lfm(&[
+            "runs",
+            "list",
+            "--limit",
+            "100",
+            "--json",
+            "--traces",
+            tmp.path().join(format!("t-{parallel}.sqlite")).to_str().unwrap(),
+        ]);
+        let runs: Value = serde_json::from_slice(&runs.stdout).unwrap();
+        let prefilled: u64 = runs
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["prompt_tokens"].as_u64().unwrap())
+            .sum();
+        (by_ticket, text(&o), prefilled)
     };
-    let (one, _) = run("1");
-    let (four, log) = run("4");
+    let (one, _, prefilled_one) = run("1");
+    let (four, log, prefilled_four) = run("4");
     assert!(!one.is_empty(), "{log}");
     assert_eq!(one, four, "{log}");
+    // The four slots fork one prefilled system turn: together they prefill no more than one
+    // slot working through the tickets alone (which reuses its own).
+    assert!(
+        prefilled_four <= prefilled_one,
+        "{prefilled_four} tokens prefilled in parallel, {prefilled_one} one at a time"
+    );
     let per_pass: f64 = log
         .split("shared forward passes, ")
         .nth(1)

@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use lfm_engine::batch::{BatchedSession, Batcher};
+use lfm_engine::batch::{BatchedSession, Batcher, Claim, Prefix, SharedPrefixes};
 use lfm_engine::constraint::{ConstraintCompiler, ConstraintSpec, GrammarMatcher};
 use lfm_engine::folder::LoadedModel;
 use lfm_engine::model::Logits;
@@ -75,6 +75,8 @@ pub struct EngineBackend {
     cancel: Option<Arc<AtomicBool>>,
     /// Shown the turn's text after every token; returning `false` ends the turn there.
     observer: Option<Observer>,
+    /// System-turn states shared with the other backends of a pool.
+    shared: Option<SharedPrefixes>,
 }
 
 /// Sees a turn's text (everything generated so far, thinking included) after each token;
@@ -112,6 +114,7 @@ impl EngineBackend {
             sampler,
             cancel: None,
             observer: None,
+            shared: None,
         })
     }
 
@@ -155,6 +158,40 @@ impl EngineBackend {
         Ok(self)
     }
 
+    /// Shares system-turn states with the other backends given the same `prefixes`: a system
+    /// turn one of them has prefilled is forked, not prefilled again (several starting at once
+    /// wait for the first).
+    pub fn with_shared_prefixes(mut self, prefixes: SharedPrefixes) -> Self {
+        self.shared = Some(prefixes);
+        self
+    }
+
+    /// A fork of the shared state at the end of the system turn `prefix` when there is one
+    /// (waiting while another backend prefills it), or the claim to prefill it.
+    fn adopt_system(&mut self, prefix_len: usize) -> Result<Option<Claim>, BackendError> {
+        let (Some(shared), Some((tokens, None))) = (&self.shared, &self.system) else {
+            return Ok(None);
+        };
+        if prefix_len == 0 {
+            return Ok(None);
+        }
+        match shared
+            .get(tokens)
+            .map_err(|e| failed("sharing the system turn", e))?
+        {
+            Prefix::Claimed(c) => Ok(Some(c)),
+            Prefix::Fork(session) => {
+                self.session.replace(session);
+                self.points.clear();
+                let snap = self.session.snapshot().map_err(|e| failed("snapshot", e))?;
+                if let Some((_, s)) = &mut self.system {
+                    *s = Some(snap);
+                }
+                Ok(None)
+            }
+        }
+    }
+
     /// The session's context in tokens.
     pub fn context(&self) -> usize {
         self.session.context()
@@ -176,11 +213,14 @@ impl EngineBackend {
 
     /// Brings the session to the end of `ids`: restores the best saved point and prefills
     /// the rest. Returns the logits after the last token and how many tokens were prefilled.
+    /// `claim`: this backend prefills the system turn for the pool, and hands it over when it
+    /// gets there (dropped unfulfilled on an error, which lets another backend claim it).
     fn prefill(
         &mut self,
         ids: &[u32],
         system_len: usize,
         assistant_at: usize,
+        mut claim: Option<Claim>,
     ) -> Result<(Vec<f32>, usize), BackendError> {
         let mut candidates: Vec<&Snapshot> = self
             .points
@@ -219,7 +259,14 @@ impl EngineBackend {
                 .map_err(|e| failed("prefill", e))?;
             let snap = self.session.snapshot().map_err(|e| failed("snapshot", e))?;
             match &mut self.system {
-                Some((_, s)) if mark == system_len => *s = Some(snap),
+                Some((_, s)) if mark == system_len => {
+                    *s = Some(snap);
+                    if let Some(c) = claim.take().filter(|c| c.tokens() == &ids[..mark]) {
+                        let session = self.session.get().map_err(|e| failed("session", e))?;
+                        c.fulfil(session)
+                            .map_err(|e| failed("sharing the system turn", e))?;
+                    }
+                }
                 _ => self.points.push(snap),
             }
             at = mark;
@@ -329,7 +376,7 @@ impl EngineBackend {
             }
             e => failed("joining the batch", e),
         })?;
-        let (logits, prefilled) = self.prefill(&ids, 0, 0)?;
+        let (logits, prefilled) = self.prefill(&ids, 0, 0, None)?;
         let prompt_point = self.session.snapshot().map_err(|e| failed("snapshot", e))?;
         let tok = self.tokenizer().clone();
         let mut d = Decoder {
@@ -558,6 +605,9 @@ impl Backend for EngineBackend {
                 limit: self.session.context(),
             });
         }
+        let system_len = self.system_prefix(req.messages, &tools, &ids)?;
+        // Before joining the batch: this may wait for another backend's prefill.
+        let claim = self.adopt_system(system_len)?;
         // A share of the batcher's KV budget for the turn (waits while it is taken).
         let _member = self.session.join(needed).map_err(|e| match e {
             lfm_engine::Error::ContextFull { needed, limit } => {
@@ -565,10 +615,9 @@ impl Backend for EngineBackend {
             }
             e => failed("joining the batch", e),
         })?;
-        let system_len = self.system_prefix(req.messages, &tools, &ids)?;
         let t0 = Instant::now();
         let assistant_at = self.last_assistant_start(req.messages, &tools, &ids)?;
-        let (logits, prefilled) = self.prefill(&ids, system_len, assistant_at)?;
+        let (logits, prefilled) = self.prefill(&ids, system_len, assistant_at, claim)?;
         let prefill_secs = t0.elapsed().as_secs_f64();
         let prompt_point = self.session.snapshot().map_err(|e| failed("snapshot", e))?;
 

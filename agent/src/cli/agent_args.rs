@@ -13,7 +13,7 @@ use lfm_agent::backend::{
 use lfm_agent::config::Config;
 use lfm_agent::runner::{run, Backend, RunOutcome, RunTask, StopReason};
 use lfm_agent::trace::{RunMeta, TraceStore};
-use lfm_engine::batch::Batcher;
+use lfm_engine::batch::{Batcher, SharedPrefixes};
 use lfm_engine::folder::{ComputeDtype, LoadOptions, LoadedModel};
 use lfm_engine::sampling::SamplingParams;
 use lfm_engine::text::{Message, Role};
@@ -474,19 +474,26 @@ impl Source {
         n: usize,
         batchers: &[Option<Batcher>; 2],
     ) -> Result<Vec<Box<dyn Backend + Send>>> {
-        let engine = |m: &Arc<LoadedModel>, o: &EngineOptions, b: &Option<Batcher>| {
-            let mut o = o.clone();
-            if b.is_some() {
-                o.prefill_chunk = o.prefill_chunk.min(BATCHED_PREFILL_CHUNK);
-            }
-            let e = EngineBackend::new(m.clone(), o)
-                .map_err(anyhow::Error::msg)
-                .with_context(|| format!("model {}", m.dir.display()))?;
-            match b {
-                Some(b) => e.with_batcher(b.clone()).map_err(anyhow::Error::msg),
-                None => Ok(e),
-            }
-        };
+        // One store of system-turn states per model, shared by its backends.
+        let prefixes = [SharedPrefixes::default(), SharedPrefixes::default()];
+        let engine =
+            |m: &Arc<LoadedModel>, o: &EngineOptions, which: usize| -> Result<EngineBackend> {
+                let b = &batchers[which];
+                let mut o = o.clone();
+                if b.is_some() {
+                    o.prefill_chunk = o.prefill_chunk.min(BATCHED_PREFILL_CHUNK);
+                }
+                let e = EngineBackend::new(m.clone(), o)
+                    .map_err(anyhow::Error::msg)
+                    .with_context(|| format!("model {}", m.dir.display()))?;
+                match b {
+                    Some(b) => Ok(e
+                        .with_batcher(b.clone())
+                        .map_err(anyhow::Error::msg)?
+                        .with_shared_prefixes(prefixes[which].clone())),
+                    None => Ok(e),
+                }
+            };
         (0..n)
             .map(|_| -> Result<Box<dyn Backend + Send>> {
                 Ok(match self {
@@ -500,15 +507,15 @@ impl Source {
                         writer: None,
                         planner_opts,
                         ..
-                    } => Box::new(engine(planner, planner_opts, &batchers[0])?),
+                    } => Box::new(engine(planner, planner_opts, 0)?),
                     Source::Engine {
                         planner,
                         writer: Some(w),
                         planner_opts,
                         writer_opts,
                     } => Box::new(PlannerWriter {
-                        planner: engine(planner, planner_opts, &batchers[0])?,
-                        writer: engine(w, writer_opts, &batchers[1])?,
+                        planner: engine(planner, planner_opts, 0)?,
+                        writer: engine(w, writer_opts, 1)?,
                     }),
                 })
             })

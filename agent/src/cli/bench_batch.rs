@@ -1,5 +1,6 @@
 //! `lfm-agent bench --model M --batch 1,2,4,8,16`: decode speed of several sequences in one
-//! pass (`Session::forward_batch`), as llama.cpp's `llama-batched-bench` measures it.
+//! pass (`Session::forward_batch`), as llama.cpp's `llama-batched-bench` measures it; and
+//! `--depth 0,8192,30720`: prefill speed after a long context, as `llama-bench -d` does.
 //!
 //! For each batch size B: B sessions each prefill the same `--prompt-tokens` prompt (one pass
 //! for all B, not timed), then `--gen-tokens` decode steps advance all B together (timed).
@@ -113,4 +114,86 @@ pub fn parse_sizes(s: &str) -> Result<Vec<usize>> {
         .collect::<Result<_>>()?;
     anyhow::ensure!(!sizes.is_empty(), "--batch: give at least one size");
     Ok(sizes)
+}
+
+/// Parses `0,8192,30720`.
+pub fn parse_depths(s: &str) -> Result<Vec<usize>> {
+    let d: Vec<usize> = s
+        .split(',')
+        .map(|p| {
+            p.trim()
+                .parse::<usize>()
+                .with_context(|| format!("--depth {s}: `{p}` is not a token count"))
+        })
+        .collect::<Result<_>>()?;
+    anyhow::ensure!(!d.is_empty(), "--depth: give at least one depth");
+    Ok(d)
+}
+
+/// Prefill speed of `prompt` after `depth` tokens of context.
+pub struct DepthRow {
+    pub depth: usize,
+    pub prefill_tok_s: f64,
+}
+
+/// For each depth: a context of that many tokens (prefilled in 512-token chunks, not timed),
+/// then `prompt` in one chunk, timed; the mean of `reps`.
+pub fn depths(
+    m: &LoadedModel,
+    ctx: usize,
+    prompt: &[u32],
+    depths: &[usize],
+    reps: usize,
+) -> Result<Vec<DepthRow>> {
+    let vocab = m.model.config().vocab_size as u32;
+    let mut rows = Vec::new();
+    for &d in depths {
+        let mut secs = 0.0;
+        for r in 0..reps {
+            let mut s = Session::new(m.model.clone(), ctx)?;
+            if d > 0 {
+                let filler: Vec<u32> = (0..d as u32)
+                    .map(|i| {
+                        16 + (i.wrapping_mul(2_654_435_761).wrapping_add(r as u32)) % (vocab - 16)
+                    })
+                    .collect();
+                s.prefill(&filler, 512)?;
+            }
+            let t = Instant::now();
+            s.forward(prompt, Logits::Last)?;
+            secs += t.elapsed().as_secs_f64();
+        }
+        rows.push(DepthRow {
+            depth: d,
+            prefill_tok_s: prompt.len() as f64 * reps as f64 / secs,
+        });
+    }
+    Ok(rows)
+}
+
+/// The depth table, or one JSON object per line.
+pub fn print_depths(rows: &[DepthRow], as_json: bool, head: &str) {
+    if as_json {
+        for r in rows {
+            println!(
+                "{}",
+                json!({"depth": r.depth, "prefill_tok_s": r.prefill_tok_s})
+            );
+        }
+        return;
+    }
+    println!("{head}");
+    println!(
+        "depth   prefill tok/s   vs depth {}",
+        rows.first().map_or(0, |r| r.depth)
+    );
+    let base = rows.first().map_or(1.0, |r| r.prefill_tok_s);
+    for r in rows {
+        println!(
+            "{:>5}   {:>13.1}   {:>7.2}x",
+            r.depth,
+            r.prefill_tok_s,
+            r.prefill_tok_s / base
+        );
+    }
 }

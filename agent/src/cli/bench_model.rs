@@ -37,6 +37,10 @@ pub struct ModelBenchArgs {
     /// Repetitions of each test (the mean is reported).
     #[arg(long, default_value_t = 3)]
     repetitions: usize,
+    /// Prefill at these depths instead (`0,8192,30720`): `--prompt-tokens` more tokens timed
+    /// after a context of that many (as llama-bench's `-d`).
+    #[arg(long, value_name = "LIST")]
+    depth: Option<String>,
     /// Batched decode instead: these batch sizes (`1,2,4,8,16`), each sequence after its own
     /// `--prompt-tokens` prompt, `--gen-tokens` steps of all of them together.
     #[arg(long, value_name = "LIST")]
@@ -101,9 +105,15 @@ pub fn run(a: ModelBenchArgs) -> Result<()> {
     let m = model.load()?;
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;
     let ctx = model.context(&m)?;
-    let need = match a.batch {
-        Some(_) => a.prompt_tokens + a.gen_tokens,
-        None => a.prompt_tokens.max(a.gen_tokens + 1),
+    let depths = a
+        .depth
+        .as_deref()
+        .map(super::bench_batch::parse_depths)
+        .transpose()?;
+    let need = match (&a.batch, &depths) {
+        (_, Some(d)) => a.prompt_tokens + d.iter().max().copied().unwrap_or(0),
+        (Some(_), None) => a.prompt_tokens + a.gen_tokens,
+        (None, None) => a.prompt_tokens.max(a.gen_tokens + 1),
     };
     if need > ctx {
         anyhow::bail!("--prompt-tokens/--gen-tokens need {need} tokens of context; --ctx is {ctx}");
@@ -118,6 +128,22 @@ pub fn run(a: ModelBenchArgs) -> Result<()> {
         s.decode(1)?;
     }
 
+    if let Some(depths) = &depths {
+        let rows = super::bench_batch::depths(&m, ctx, &prompt, depths, a.repetitions)?;
+        let head = format!(
+            "prefill at depth: {}{}, {threads} threads, pp{} after each depth, mean of {}",
+            model.model.display(),
+            if m.model.config().synthetic {
+                " (random weights)"
+            } else {
+                ""
+            },
+            a.prompt_tokens,
+            a.repetitions
+        );
+        super::bench_batch::print_depths(&rows, a.json, &head);
+        return Ok(());
+    }
     if let Some(list) = &a.batch {
         let sizes = super::bench_batch::parse_sizes(list)?;
         let most = sizes.iter().max().copied().unwrap_or(1);

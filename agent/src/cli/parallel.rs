@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Args;
 use lfm_agent::backend::{EngineBackend, EngineOptions};
-use lfm_engine::batch::{BatchOptions, Batcher};
+use lfm_engine::batch::{BatchOptions, Batcher, SharedPrefixes};
 use lfm_engine::folder::LoadedModel;
 
 #[derive(Debug, Clone, Args)]
@@ -117,13 +117,17 @@ impl Parallel {
         } else {
             512
         };
+        let prefixes = SharedPrefixes::default();
         (0..self.n)
             .map(|_| {
                 let b = EngineBackend::new(model.clone(), opts(chunk))
                     .map_err(anyhow::Error::msg)
                     .with_context(|| format!("model {}", model.dir.display()))?;
                 match &self.batcher {
-                    Some(bt) => b.with_batcher(bt.clone()).map_err(anyhow::Error::msg),
+                    Some(bt) => Ok(b
+                        .with_batcher(bt.clone())
+                        .map_err(anyhow::Error::msg)?
+                        .with_shared_prefixes(prefixes.clone())),
                     None => Ok(b),
                 }
             })

@@ -11,7 +11,8 @@
 //! Members hold a share of a KV budget, counted in tokens (their turn's prompt and most new
 //! tokens): a turn that does not fit waits for others to finish; one larger than the whole
 //! budget is refused. A long prompt goes in chunks ([`BatchedSession::prefill`]), so it never
-//! stalls the others' decoding for longer than one chunk.
+//! stalls the others' decoding for longer than one chunk. Sessions that share a prefix (a
+//! task's system turn) fork one prefilled state of it ([`SharedPrefixes`]).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -24,8 +25,10 @@ use crate::error::{Error, Result};
 use crate::model::Logits;
 use crate::session::Session;
 
+mod prefix;
 mod session;
 
+pub use prefix::{Claim, Prefix, SharedPrefixes};
 pub use session::BatchedSession;
 
 /// How a [`Batcher`] runs.

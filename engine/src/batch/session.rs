@@ -37,6 +37,11 @@ impl BatchedSession {
         self.session.as_mut().ok_or_else(lost)
     }
 
+    /// Puts `session` in place of the current one (a fork of a shared prefix).
+    pub fn replace(&mut self, session: Session) {
+        self.session = Some(session);
+    }
+
     /// Joins the batcher for a turn of at most `tokens` (prompt and new tokens); `None` when
     /// the session runs alone.
     pub fn join(&self, tokens: usize) -> Result<Option<Member>> {

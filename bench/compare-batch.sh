@@ -73,6 +73,7 @@ if do_depth == "1":
     out = run([f"{llama}/llama-bench", "-m", model, "-t", threads, "-p", dtok, "-n", "0", "-r", "1",
                "-d", depth, "-o", "json"])
     lrows = {r["n_depth"]: r["avg_ts"] for r in json.loads(out) if r["n_prompt"] > 0}
+    print("llama.cpp pp%s at depths: %s" % (dtok, ", ".join(f"{d}: {v:.1f} tok/s" for d, v in sorted(lrows.items()))), flush=True)
     ctx = str(max(depths) + int(dtok) + 64)
     o = [json.loads(l) for l in run([ours, "bench", "--model", model, "--threads", threads, "--depth", depth,
                                       "--prompt-tokens", dtok, "--repetitions", "1", "--ctx", ctx, "--json"]).splitlines()

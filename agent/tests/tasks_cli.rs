@@ -396,7 +396,10 @@ fn triage_in_parallel_writes_what_one_at_a_time_writes() {
             "100",
             "--json",
             "--traces",
-            tmp.path().join(format!("t-{parallel}.sqlite")).to_str().unwrap(),
+            tmp.path()
+                .join(format!("t-{parallel}.sqlite"))
+                .to_str()
+                .unwrap(),
         ]);
         let runs: Value = serde_json::from_slice(&runs.stdout).unwrap();
         let prefilled: u64 = runs

@@ -4,7 +4,7 @@
 //! group are stacked so that one batched matmul per KV head serves all of them:
 //! `q [heads, T, d] -> [kv_heads, g·T, d]`, scores `[kv_heads, g·T, S]`.
 
-use candle_core::{DType, Device, Tensor, D};
+use candle_core::{DType, Device, Tensor};
 
 use super::linear::Linear;
 use super::norm::RmsNorm;
@@ -137,13 +137,8 @@ impl Attention {
                     values.narrow(1, 0, visible)?.contiguous()?,
                 )
             };
-            let scores = (qt.matmul(&kt.t()?)? * scale)?.to_dtype(DType::F32)?;
-            let scores = if tl > 1 {
-                scores.broadcast_add(&causal_mask(g, tl, pos + i0, visible)?)?
-            } else {
-                scores
-            };
-            let probs = softmax_last_dim(&scores)?.to_dtype(q.dtype())?;
+            let scores = qt.matmul(&kt.t()?)?.to_dtype(DType::F32)?;
+            let probs = causal_softmax(&scores, scale as f32, tl, pos + i0)?.to_dtype(q.dtype())?;
             let out = probs.matmul(&vt)?; // [nkv, g·tl, hd]
             outs.push(out.reshape((nh, tl, hd))?.transpose(0, 1)?);
         }
@@ -151,25 +146,29 @@ impl Attention {
     }
 }
 
-/// Additive mask `[g·T, S]`: row `j·T + i` is the query at position `pos + i`, which may read
-/// keys `0..=pos + i`.
-fn causal_mask(g: usize, t: usize, pos: usize, s: usize) -> Result<Tensor> {
-    let mut m = vec![0f32; g * t * s];
-    for j in 0..g {
-        for i in 0..t {
-            let row = &mut m[(j * t + i) * s..(j * t + i + 1) * s];
-            for v in row.iter_mut().skip(pos + i + 1) {
-                *v = f32::NEG_INFINITY;
-            }
+/// Softmax of `scale · scores` over the last dimension, causal: `scores` is `[kv_heads, g·T, S]`
+/// f32, row `j·T + i` the query at position `pos + i`, which may read keys `0..=pos + i` (the
+/// rest get probability 0). One pass per row over a copy of the scores, in place: at long
+/// contexts the score tiles are hundreds of MB, and separate mask, scale, max, exp, sum and
+/// divide passes over them were most of the prefill time.
+fn causal_softmax(scores: &Tensor, scale: f32, t: usize, pos: usize) -> Result<Tensor> {
+    use rayon::prelude::*;
+    let dims = scores.dims().to_vec();
+    let s = dims[dims.len() - 1];
+    let mut v = scores.flatten_all()?.to_vec1::<f32>()?;
+    v.par_chunks_mut(s).enumerate().for_each(|(r, row)| {
+        let visible = (pos + r % t + 1).min(s);
+        let (live, masked) = row.split_at_mut(visible);
+        let max = live.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x)) * scale;
+        let mut sum = 0f32;
+        for x in live.iter_mut() {
+            *x = (*x * scale - max).exp();
+            sum += *x;
         }
-    }
-    Ok(Tensor::from_vec(m, (g * t, s), &Device::Cpu)?)
-}
-
-/// Softmax over the last dimension, in the input's dtype (f32 here).
-pub(crate) fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
-    let max = x.max_keepdim(D::Minus1)?;
-    let e = x.broadcast_sub(&max)?.exp()?;
-    let sum = e.sum_keepdim(D::Minus1)?;
-    Ok(e.broadcast_div(&sum)?)
+        for x in live.iter_mut() {
+            *x /= sum;
+        }
+        masked.fill(0.0);
+    });
+    Ok(Tensor::from_vec(v, dims, &Device::Cpu)?)
 }

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Tickets per minute: the triage pipeline one ticket at a time, N at a time (batched), and N at a
+# time against llama.cpp's server (llama-server -np N) as the backend, on one GGUF file.
+#
+#   bash bench/pipeline.sh MODEL.gguf [--tickets 200] [--parallel 8] [--threads 2] [--max-steps 2]
+#                                     [--max-turn-tokens 96] [--skip-llamacpp]
+#
+# The tickets are the first --tickets of the bundled triage eval suite (evals/suites/triage, 100
+# tickets; more wrap around with new ids). Every run uses the same flags (--temperature 0,
+# --think-budget 0, the bundled docs) and writes its own output and traces under
+# target/bench/pipeline/. Prints tickets per minute for each and the ratios. On random weights
+# the records mean nothing; the work (turns, tool calls, tokens) is what is measured.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/.." && pwd)"
+[[ $# -ge 1 ]] || { sed -n 2,12p "$0"; exit 2; }
+model="$(realpath "$1")"; shift
+n=200 par=8 threads=2 steps=2 turn=96 llama=1
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --tickets) n="$2"; shift 2 ;;
+        --parallel) par="$2"; shift 2 ;;
+        --threads) threads="$2"; shift 2 ;;
+        --max-steps) steps="$2"; shift 2 ;;
+        --max-turn-tokens) turn="$2"; shift 2 ;;
+        --skip-llamacpp) llama=0; shift ;;
+        *) echo "unknown argument: $1" >&2; exit 2 ;;
+    esac
+done
+cargo build --quiet --release -p lfm-agent --manifest-path "$root/Cargo.toml"
+bin="$root/target/release/lfm-agent"
+work="$root/target/bench/pipeline"
+rm -rf "$work"; mkdir -p "$work"
+python3 - "$root/evals/suites/triage/cases.jsonl" "$n" > "$work/tickets.jsonl" <<'PY'
+import json, sys
+cases = [json.loads(l)["input"] for l in open(sys.argv[1]) if l.strip()]
+for i in range(int(sys.argv[2])):
+    t = dict(cases[i % len(cases)])
+    t["id"] = f"{t['id']}-{i}"
+    print(json.dumps(t))
+PY
+common=(triage "$work/tickets.jsonl" --docs "$root/examples/docs" --index "$work/index"
+        --temperature 0 --think-budget 0 --max-steps "$steps" --max-turn-tokens "$turn" --ctx 8192)
+export RAYON_NUM_THREADS="$threads"
+run() { # name, extra args...
+    local name="$1"; shift
+    local t0 t1
+    t0=$(date +%s.%N)
+    "$bin" "${common[@]}" --out "$work/$name.jsonl" --traces "$work/$name.sqlite" "$@" > "$work/$name.log" 2>&1 \
+        || { tail -20 "$work/$name.log" >&2; exit 1; }
+    t1=$(date +%s.%N)
+    python3 -c "import sys; n=int(sys.argv[1]); s=float(sys.argv[3])-float(sys.argv[2]); print(f'{sys.argv[4]:<24} {s:8.1f} s {n/s*60:8.2f} tickets/min')" "$n" "$t0" "$t1" "$name" | tee -a "$work/table.txt"
+    grep -E "^(triaged|parallel)" "$work/$name.log" | sed 's/^/    /'
+}
+echo "model $model, $n tickets, threads $threads, max steps $steps, max turn tokens $turn"
+run "ours-parallel-1" --model "$model" --parallel 1
+run "ours-parallel-$par" --model "$model" --parallel "$par"
+if [[ "$llama" == 1 ]]; then
+    bash "$root/scripts/llamacpp/build.sh" >/dev/null
+    source "$root/target/llamacpp/env.sh"
+    port=$(python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])")
+    "$LLAMA_BIN/llama-server" -m "$model" -np "$par" -c $((8192 * par)) -t "$threads" --port "$port" \
+        --jinja > "$work/llama-server.log" 2>&1 &
+    pid=$!
+    trap 'kill $pid 2>/dev/null || true' EXIT
+    for _ in $(seq 1 600); do
+        curl -sf "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break
+        kill -0 $pid 2>/dev/null || { tail -20 "$work/llama-server.log" >&2; exit 1; }
+        sleep 0.5
+    done
+    run "llama-server-np-$par" --backend "http://127.0.0.1:$port/v1" --parallel "$par"
+fi

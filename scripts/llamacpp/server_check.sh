@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# The remote backend against llama.cpp's own server: llama-server (built from the PyPI sdist of
+# llama-cpp-python by scripts/llamacpp/build.sh) runs a synthetic GGUF, and lfm-agent drives it
+# with --backend: the tool-calls eval (tools passed through, calls parsed back) and triage of the
+# bundled tickets (tools, then the answer under the triage schema, validated here).
+#
+#   bash scripts/llamacpp/server_check.sh [--model FILE.gguf] [--parallel 2]
+#
+# Without --model, a synthetic tiny Q8_0 GGUF is written to target/llamacpp/check/. Random
+# weights: what is checked is the protocol (requests accepted, replies parsed, outputs valid
+# under their schemas), never answer quality. Exits 1 when a check fails.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+model="" par=2
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --model) model="$2"; shift 2 ;;
+        --parallel) par="$2"; shift 2 ;;
+        *) echo "unknown argument: $1" >&2; exit 2 ;;
+    esac
+done
+bash "$root/scripts/llamacpp/build.sh" >/dev/null
+source "$root/target/llamacpp/env.sh"
+cargo build --quiet --release -p lfm-agent --manifest-path "$root/Cargo.toml"
+bin="$root/target/release/lfm-agent"
+work="$root/target/llamacpp/check"
+rm -rf "$work"; mkdir -p "$work"
+if [[ -z "$model" ]]; then
+    model="$work/tiny-q8_0.gguf"
+    "$bin" synth --preset tiny --format gguf --quant q8_0 --out "$model" >/dev/null
+fi
+port=$(python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])")
+"$LLAMA_BIN/llama-server" -m "$model" -np "$par" -c $((16384 * par)) --port "$port" --jinja \
+    > "$work/llama-server.log" 2>&1 &
+pid=$!
+trap 'kill $pid 2>/dev/null || true' EXIT
+for _ in $(seq 1 600); do
+    curl -sf "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break
+    kill -0 $pid 2>/dev/null || { tail -20 "$work/llama-server.log" >&2; exit 1; }
+    sleep 0.5
+done
+url="http://127.0.0.1:$port/v1"
+echo "llama-server: $url ($model, $par slots)"
+cd "$root"
+"$bin" eval tool-calls --limit 8 --backend "$url" --parallel "$par" \
+    --results "$work/evals.sqlite" --traces "$work/traces.sqlite" --work "$work/eval" | tee "$work/eval.txt"
+grep -q "schema_validity (n=" "$work/eval.txt"
+"$bin" triage examples/tickets.jsonl --docs examples/docs --index "$work/index" --out "$work/triaged.jsonl" \
+    --backend "$url" --parallel "$par" --traces "$work/traces.sqlite" --max-steps 3 --max-turn-tokens 256 \
+    | tee "$work/triage.txt"
+python3 - "$work/triaged.jsonl" prompts/tasks/triage/schema.json <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+schema = json.load(open(sys.argv[2]))
+props, required = schema["properties"], schema.get("required", [])
+bad = []
+for r in rows:
+    rec = r["record"]
+    missing = [k for k in required if k not in rec]
+    extra = [k for k in rec if k not in props] if schema.get("additionalProperties") is False else []
+    enums = [k for k, v in rec.items() if k in props and "enum" in props[k] and v not in props[k]["enum"]]
+    if missing or extra or enums:
+        bad.append((r["ticket"], missing, extra, enums))
+print(f"{len(rows)} triaged records from llama-server, {len(bad)} outside the schema's required/enum/extra keys")
+sys.exit(1 if bad else 0)
+PY
+echo "server check: PASSED"

@@ -52,17 +52,25 @@ const QUESTIONS: &[&str] = &[
     "How do I rotate the TLS certificate on the edge proxy?",
 ];
 
-/// The first `tokens` tokens' worth of the docs, as text.
+/// The first `tokens` tokens' worth of the docs (every file under the folder, sorted), as
+/// text.
 fn system_prompt(model: &LoadedModel, docs: &PathBuf, tokens: usize) -> Result<String> {
     let tok = model
         .tokenizer
         .as_ref()
         .context("--model: the benchmark needs a tokenizer")?;
-    let mut files: Vec<PathBuf> = std::fs::read_dir(docs)
-        .with_context(|| format!("--docs {}", docs.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file())
-        .collect();
+    let mut files = Vec::new();
+    let mut dirs = vec![docs.clone()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).with_context(|| format!("--docs {}", d.display()))? {
+            let p = e.with_context(|| format!("--docs {}", d.display()))?.path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else {
+                files.push(p);
+            }
+        }
+    }
     files.sort();
     let mut text = String::from("Answer from these runbooks; cite the runbook.\n\n");
     let mut ids = tok.encode(&text)?;

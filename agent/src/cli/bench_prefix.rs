@@ -8,7 +8,7 @@
 //! (attention KV and short-conv state alike) and prefills only the question. The first token
 //! is timed where the model yields it, inside the turn.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -54,13 +54,13 @@ const QUESTIONS: &[&str] = &[
 
 /// The first `tokens` tokens' worth of the docs (every file under the folder, sorted), as
 /// text.
-fn system_prompt(model: &LoadedModel, docs: &PathBuf, tokens: usize) -> Result<String> {
+fn system_prompt(model: &LoadedModel, docs: &Path, tokens: usize) -> Result<String> {
     let tok = model
         .tokenizer
         .as_ref()
         .context("--model: the benchmark needs a tokenizer")?;
     let mut files = Vec::new();
-    let mut dirs = vec![docs.clone()];
+    let mut dirs = vec![docs.to_path_buf()];
     while let Some(d) = dirs.pop() {
         for e in std::fs::read_dir(&d).with_context(|| format!("--docs {}", d.display()))? {
             let p = e.with_context(|| format!("--docs {}", d.display()))?.path();

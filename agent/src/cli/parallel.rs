@@ -12,8 +12,9 @@ use lfm_engine::folder::LoadedModel;
 
 #[derive(Debug, Clone, Args)]
 pub struct ParallelArgs {
-    /// Sequences in flight at once, batched in shared forward passes (default: from the
-    /// memory the KV caches of full contexts would take, at most 8).
+    /// Sequences in flight at once, batched in shared forward passes (default: 1 for models
+    /// too small for batching to pay; else 4 per core, as many full-context KV caches as fit
+    /// in half the available memory, at most 8).
     #[arg(long, value_name = "N")]
     pub parallel: Option<usize>,
     /// Tokens of KV the sequences in flight may hold together (prompt and most new tokens of
@@ -61,18 +62,30 @@ fn available_memory() -> Option<usize> {
     Some(kb * 1024)
 }
 
+/// Weights read per token below which one sequence's decode is not bound by memory traffic,
+/// so stacking sequences saves nothing (the small test and demo models).
+const BATCH_PAYS_BYTES: usize = 64 << 20;
+
+/// Sequences at once when `--parallel` is not given: one when the model is too small for
+/// batching to pay; else four per core, as many full-context KV caches as fit in half the
+/// available memory, at most 8.
+fn default_parallel(model: &LoadedModel, context: usize) -> usize {
+    if model.model.weight_bytes_per_token() < BATCH_PAYS_BYTES {
+        return 1;
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per_seq = kv_bytes_per_token(model).max(1) * context;
+    let mem = available_memory().unwrap_or(4 << 30) / 2;
+    (mem / per_seq).min(4 * cores).clamp(1, 8)
+}
+
 impl ParallelArgs {
     /// Resolves the flags for `model` at `context` tokens per sequence.
     pub fn resolve(&self, model: &LoadedModel, context: usize) -> Result<Parallel> {
         let n = match self.parallel {
             Some(0) => anyhow::bail!("--parallel 0: need at least one sequence"),
             Some(n) => n,
-            None => {
-                // Half the available memory for full-context KV caches, 1 to 8 sequences.
-                let per_seq = kv_bytes_per_token(model).max(1) * context;
-                let mem = available_memory().unwrap_or(4 << 30) / 2;
-                (mem / per_seq).clamp(1, 8)
-            }
+            None => default_parallel(model, context),
         };
         let kv_budget = match self.kv_budget {
             Some(0) => anyhow::bail!("--kv-budget 0: need at least one token"),

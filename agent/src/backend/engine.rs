@@ -262,9 +262,12 @@ impl EngineBackend {
                 Some((_, s)) if mark == system_len => {
                     *s = Some(snap);
                     if let Some(c) = claim.take().filter(|c| c.tokens() == &ids[..mark]) {
-                        let session = self.session.get().map_err(|e| failed("session", e))?;
-                        c.fulfil(session)
-                            .map_err(|e| failed("sharing the system turn", e))?;
+                        // A failed hand-over only costs the others a prefill of their own
+                        // (the dropped claim wakes them); this turn goes on.
+                        let handed = self.session.get().and_then(|s| c.fulfil(s));
+                        if let Err(e) = handed {
+                            tracing::warn!(error = %e, "could not share the system turn");
+                        }
                     }
                 }
                 _ => self.points.push(snap),
@@ -362,7 +365,7 @@ impl EngineBackend {
                 ids.insert(0, bos);
             }
         }
-        let needed = ids.len() + max_tokens;
+        let needed = ids.len().saturating_add(max_tokens);
         if needed > self.session.context() {
             return Err(BackendError::ContextFull {
                 needed,
@@ -598,7 +601,7 @@ impl Backend for EngineBackend {
         if ids.is_empty() {
             return Err(failed("rendering the conversation", "no tokens"));
         }
-        let needed = ids.len() + req.max_tokens;
+        let needed = ids.len().saturating_add(req.max_tokens);
         if needed > self.session.context() {
             return Err(BackendError::ContextFull {
                 needed,

@@ -17,8 +17,9 @@ pub struct ParallelArgs {
     /// in half the available memory, at most 8).
     #[arg(long, value_name = "N")]
     pub parallel: Option<usize>,
-    /// Tokens of KV the sequences in flight may hold together (prompt and most new tokens of
-    /// each turn); a turn that does not fit waits (default: parallel × context).
+    /// Tokens the turns in flight may take together (prompt and most new tokens of each); a
+    /// turn that does not fit waits, one larger is refused (default: parallel × context). It
+    /// bounds the work in flight, not resident memory: sessions keep their KV buffers.
     #[arg(long, value_name = "TOKENS")]
     pub kv_budget: Option<usize>,
 }

@@ -86,7 +86,7 @@ impl Metrics {
             (
                 "lfm_tokens_per_second",
                 "gauge",
-                "Generated tokens per second of model time, since start.",
+                "Generated tokens per second of each turn's own time, since start (with parallel sequences: about one sequence's rate, not the server's).",
                 tps,
             ),
             (

@@ -225,7 +225,8 @@ pub fn parse_chat(body: &Value) -> Result<ChatJob, ApiError> {
         }
     };
     let max_tokens = match num("max_completion_tokens")?.or(num("max_tokens")?) {
-        Some(n) if n >= 1.0 && n.fract() == 0.0 => Some(n as usize),
+        // Bounded so that prompt + max_tokens cannot overflow; past any context anyway.
+        Some(n) if n >= 1.0 && n.fract() == 0.0 && n <= f64::from(u32::MAX) => Some(n as usize),
         Some(_) => return Err(ApiError::bad("max_tokens", "must be a positive integer")),
         None => None,
     };
@@ -244,7 +245,7 @@ pub fn parse_chat(body: &Value) -> Result<ChatJob, ApiError> {
                 .ok_or_else(|| ApiError::bad("seed", "must be a non-negative integer"))?,
         ),
     };
-    let stop = match &body["stop"] {
+    let mut stop = match &body["stop"] {
         Value::Null => Vec::new(),
         Value::String(s) => vec![s.clone()],
         Value::Array(a) => a
@@ -262,6 +263,8 @@ pub fn parse_chat(body: &Value) -> Result<ChatJob, ApiError> {
             ))
         }
     };
+    // An empty stop string would end every reply before it began.
+    stop.retain(|s| !s.is_empty());
     if let Some(n) = body["n"].as_u64().filter(|&n| n != 1) {
         return Err(ApiError::bad(
             "n",
@@ -399,6 +402,11 @@ mod tests {
             (j.max_tokens, j.seed, j.stop.clone()),
             (Some(9), Some(3), vec!["x".to_string()])
         );
+        let empty_stop = parse_chat(
+            &json!({"messages": [{"role": "user", "content": "hi"}], "stop": ["", "x"]}),
+        )
+        .unwrap();
+        assert_eq!(empty_stop.stop, vec!["x".to_string()]);
         let none = parse_chat(&json!({"messages": [{"role": "user", "content": "hi"}], "tools": [tool("a")], "tool_choice": "none"})).unwrap();
         assert!(none.tools.is_empty() && !none.require_call);
         for (body, param) in [
@@ -417,6 +425,10 @@ mod tests {
             ),
             (
                 json!({"messages": [{"role": "user", "content": "x"}], "max_tokens": 0}),
+                "max_tokens",
+            ),
+            (
+                json!({"messages": [{"role": "user", "content": "x"}], "max_tokens": 1e20}),
                 "max_tokens",
             ),
             (

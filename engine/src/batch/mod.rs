@@ -36,7 +36,9 @@ pub use session::BatchedSession;
 pub struct BatchOptions {
     /// Most sequences in one pass.
     pub max_batch: usize,
-    /// Tokens of KV all members together may hold for their turns.
+    /// Tokens all members' turns in flight may take together (prompt and most new tokens of
+    /// each). It bounds the work in flight, not resident memory: a session keeps its KV
+    /// buffers between turns.
     pub kv_budget: usize,
     /// How long a pass waits for members that have not handed in a chunk yet.
     pub wait: Duration,
@@ -204,7 +206,11 @@ fn run(rx: mpsc::Receiver<Request>, shared: &Shared, opts: &BatchOptions) {
         }
         shared.passes.fetch_add(1, Ordering::Relaxed);
         shared.rows.fetch_add(batch.len(), Ordering::Relaxed);
-        pass(batch);
+        // A panic inside a pass loses that pass's sessions (their owners start fresh ones,
+        // see `BatchedSession`), not the batcher: the other sequences go on.
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| pass(batch))).is_err() {
+            tracing::error!("a batched forward pass panicked; its sequences were reset");
+        }
     }
 }
 

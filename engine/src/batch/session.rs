@@ -1,17 +1,23 @@
 //! [`BatchedSession`]: a session whose forward passes go through a [`Batcher`] when it has one.
 
-use candle_core::Tensor;
+use std::sync::Arc;
+
+use candle_core::{DType, Tensor};
 
 use super::{Batcher, Member};
 use crate::error::{Error, Result};
-use crate::model::Logits;
+use crate::model::{Lfm2Model, Logits};
 use crate::session::{Session, Snapshot};
 
 /// A session that runs alone, or shares its passes with other threads' sessions.
 pub struct BatchedSession {
-    /// `None` only if the batch thread died holding it.
+    /// `None` only while a pass that panicked lost it (see [`BatchedSession::forward`]).
     session: Option<Session>,
     batcher: Option<Batcher>,
+    /// What a lost session is replaced with: the model, the context and the KV dtype.
+    model: Arc<Lfm2Model>,
+    context: usize,
+    kv_dtype: DType,
 }
 
 fn lost() -> Error {
@@ -22,6 +28,9 @@ impl BatchedSession {
     /// `session`, batched through `batcher` when one is given.
     pub fn new(session: Session, batcher: Option<Batcher>) -> BatchedSession {
         BatchedSession {
+            model: session.model().clone(),
+            context: session.context(),
+            kv_dtype: session.kv_dtype(),
             session: Some(session),
             batcher,
         }
@@ -55,7 +64,12 @@ impl BatchedSession {
         };
         let s = self.session.take().ok_or_else(lost)?;
         let (back, out) = b.forward(s, tokens.to_vec(), want);
-        self.session = back;
+        self.session = match back {
+            Some(s) => Some(s),
+            // The pass panicked with it: an empty session in its place, so the next turn
+            // starts over (and its saved points are refused, not wrong).
+            None => Session::with_kv_dtype(self.model.clone(), self.context, self.kv_dtype).ok(),
+        };
         out
     }
 

@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use lfm_engine::batch::{BatchedSession, Batcher, Claim, Prefix, SharedPrefixes};
+use lfm_engine::batch::{BatchedSession, Batcher, Claim, Member, Prefix, SharedPrefixes};
 use lfm_engine::constraint::{ConstraintCompiler, ConstraintSpec, GrammarMatcher};
 use lfm_engine::folder::LoadedModel;
 use lfm_engine::model::Logits;
@@ -79,10 +79,29 @@ pub struct EngineBackend {
     shared: Option<SharedPrefixes>,
 }
 
-/// Sees a turn's text (everything generated so far, thinking included) after each token;
-/// `false` ends the turn with what it has (a stop string was written, a stream's reader
-/// went away).
-pub type Observer = Box<dyn FnMut(&str) -> bool + Send>;
+/// Sees a turn after each token; `false` ends the turn with what it has (a stop string was
+/// written, a stream's reader went away).
+pub type Observer = Box<dyn FnMut(&Generated<'_>) -> bool + Send>;
+
+/// What a turn has generated so far, thinking included.
+pub struct Generated<'a> {
+    tokens: &'a [u32],
+    tok: &'a Tokenizer,
+}
+
+impl Generated<'_> {
+    /// Tokens so far.
+    pub fn tokens(&self) -> &[u32] {
+        self.tokens
+    }
+
+    /// The text so far, decoded on request (an observer that only counts pays nothing). A
+    /// token that ends inside a character decodes to U+FFFD; readers hold a trailing one back
+    /// until the character is whole.
+    pub fn text(&self) -> String {
+        self.tok.decode(self.tokens).unwrap_or_default()
+    }
+}
 
 fn failed(what: &str, e: impl std::fmt::Display) -> BackendError {
     BackendError::Failed(format!("{what}: {e}"))
@@ -352,33 +371,13 @@ impl EngineBackend {
     /// token unless the prompt starts with it, then free sampling until an end token or
     /// `max_tokens`. Saved points are used and kept as for chat turns.
     pub fn complete_raw(&mut self, prompt: &str, max_tokens: usize) -> Result<Turn, BackendError> {
-        let mut ids = match &self.last {
-            Some((text, ids)) if prompt.starts_with(text.as_str()) => {
-                let mut ids = ids.clone();
-                ids.extend(self.encode(&prompt[text.len()..])?);
-                ids
-            }
-            _ => self.encode(prompt)?,
-        };
+        let mut ids = self.prompt_ids(prompt)?;
         if let Some(bos) = self.model.model.config().bos_token_id {
             if ids.first() != Some(&bos) {
                 ids.insert(0, bos);
             }
         }
-        let needed = ids.len().saturating_add(max_tokens);
-        if needed > self.session.context() {
-            return Err(BackendError::ContextFull {
-                needed,
-                limit: self.session.context(),
-            });
-        }
-        // A share of the batcher's KV budget for the turn (waits while it is taken).
-        let _member = self.session.join(needed).map_err(|e| match e {
-            lfm_engine::Error::ContextFull { needed, limit } => {
-                BackendError::ContextFull { needed, limit }
-            }
-            e => failed("joining the batch", e),
-        })?;
+        let _member = self.room(ids.len(), max_tokens)?;
         let (logits, prefilled) = self.prefill(&ids, 0, 0, None)?;
         let prompt_point = self.session.snapshot().map_err(|e| failed("snapshot", e))?;
         let tok = self.tokenizer().clone();
@@ -411,6 +410,41 @@ impl EngineBackend {
             text,
             prompt_tokens: prefilled,
             completion_tokens: out.len(),
+        })
+    }
+
+    /// The tokens of `prompt`: the last turn's exact tokens where the prompt extends its text
+    /// (so the session's state for them is reused), then the new text's.
+    fn prompt_ids(&self, prompt: &str) -> Result<Vec<u32>, BackendError> {
+        match &self.last {
+            Some((text, ids)) if prompt.starts_with(text.as_str()) => {
+                let mut ids = ids.clone();
+                ids.extend(self.encode(&prompt[text.len()..])?);
+                Ok(ids)
+            }
+            _ => self.encode(prompt),
+        }
+    }
+
+    /// The tokens a turn needs (`prompt_len` + `max_tokens`), when they fit the context.
+    fn fits(&self, prompt_len: usize, max_tokens: usize) -> Result<usize, BackendError> {
+        let needed = prompt_len.saturating_add(max_tokens);
+        let limit = self.session.context();
+        if needed > limit {
+            return Err(BackendError::ContextFull { needed, limit });
+        }
+        Ok(needed)
+    }
+
+    /// [`Self::fits`], and, when batched, takes their share of the batcher's budget (waiting while it is
+    /// taken) for as long as the returned membership lives.
+    fn room(&self, prompt_len: usize, max_tokens: usize) -> Result<Option<Member>, BackendError> {
+        let needed = self.fits(prompt_len, max_tokens)?;
+        self.session.join(needed).map_err(|e| match e {
+            lfm_engine::Error::ContextFull { needed, limit } => {
+                BackendError::ContextFull { needed, limit }
+            }
+            e => failed("joining the batch", e),
         })
     }
 
@@ -465,13 +499,13 @@ impl Decoder<'_> {
         self.budget.saturating_sub(self.out.len())
     }
 
-    /// Shows the text so far to the observer, after tokens were appended.
+    /// Shows the turn so far to the observer, after tokens were appended.
     fn observe(&mut self) {
         if let Some((f, tok)) = &mut self.observer {
-            // A token that ends inside a character decodes to U+FFFD; the observer holds a
-            // trailing one back until the character is whole.
-            let text = tok.decode(&self.out).unwrap_or_default();
-            if !f(&text) {
+            if !f(&Generated {
+                tokens: &self.out,
+                tok,
+            }) {
                 self.stopped = true;
             }
         }
@@ -590,34 +624,16 @@ impl Backend for EngineBackend {
             .template()
             .and_then(|t| t.render(req.messages, &tools, true))
             .map_err(|e| failed("rendering the conversation", e))?;
-        let ids = match &self.last {
-            Some((text, ids)) if prompt.starts_with(text.as_str()) => {
-                let mut ids = ids.clone();
-                ids.extend(self.encode(&prompt[text.len()..])?);
-                ids
-            }
-            _ => self.encode(&prompt)?,
-        };
+        let ids = self.prompt_ids(&prompt)?;
         if ids.is_empty() {
             return Err(failed("rendering the conversation", "no tokens"));
         }
-        let needed = ids.len().saturating_add(req.max_tokens);
-        if needed > self.session.context() {
-            return Err(BackendError::ContextFull {
-                needed,
-                limit: self.session.context(),
-            });
-        }
+        self.fits(ids.len(), req.max_tokens)?;
         let system_len = self.system_prefix(req.messages, &tools, &ids)?;
         // Before joining the batch: this may wait for another backend's prefill.
         let claim = self.adopt_system(system_len)?;
-        // A share of the batcher's KV budget for the turn (waits while it is taken).
-        let _member = self.session.join(needed).map_err(|e| match e {
-            lfm_engine::Error::ContextFull { needed, limit } => {
-                BackendError::ContextFull { needed, limit }
-            }
-            e => failed("joining the batch", e),
-        })?;
+        // A share of the batcher's budget for the turn (waits while it is taken).
+        let _member = self.room(ids.len(), req.max_tokens)?;
         let t0 = Instant::now();
         let assistant_at = self.last_assistant_start(req.messages, &tools, &ids)?;
         let (logits, prefilled) = self.prefill(&ids, system_len, assistant_at, claim)?;

@@ -5,7 +5,7 @@
 mod engine;
 mod remote;
 
-pub use engine::{EngineBackend, EngineOptions, Observer};
+pub use engine::{EngineBackend, EngineOptions, Generated, Observer};
 pub use remote::{turn_from_reply, wire_messages, RemoteBackend, RemoteOptions};
 
 use crate::runner::{Backend, BackendError, Turn, TurnRequest};

@@ -7,9 +7,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use lfm_agent::backend::{
-    EngineBackend, EngineOptions, PlannerWriter, RemoteBackend, RemoteOptions,
-};
+use lfm_agent::backend::{EngineOptions, PlannerWriter, RemoteBackend, RemoteOptions};
 use lfm_agent::config::Config;
 use lfm_agent::runner::{run, Backend, RunOutcome, RunTask, StopReason};
 use lfm_agent::trace::{RunMeta, TraceStore};
@@ -23,7 +21,7 @@ use lfm_tools::builtin::{CommandTool, CurrentTime, ReadDoc, SearchDocs, SqlQuery
 use lfm_tools::{CallLimits, Registry, ToolSpec};
 use serde_json::Value;
 
-use super::parallel::{Parallel, ParallelArgs, BATCHED_PREFILL_CHUNK};
+use super::parallel::{engine_backend, Parallel, ParallelArgs};
 
 /// Config and overrides.
 #[derive(Debug, Clone, Args)]
@@ -476,24 +474,9 @@ impl Source {
     ) -> Result<Vec<Box<dyn Backend + Send>>> {
         // One store of system-turn states per model, shared by its backends.
         let prefixes = [SharedPrefixes::default(), SharedPrefixes::default()];
-        let engine =
-            |m: &Arc<LoadedModel>, o: &EngineOptions, which: usize| -> Result<EngineBackend> {
-                let b = &batchers[which];
-                let mut o = o.clone();
-                if b.is_some() {
-                    o.prefill_chunk = o.prefill_chunk.min(BATCHED_PREFILL_CHUNK);
-                }
-                let e = EngineBackend::new(m.clone(), o)
-                    .map_err(anyhow::Error::msg)
-                    .with_context(|| format!("model {}", m.dir.display()))?;
-                match b {
-                    Some(b) => Ok(e
-                        .with_batcher(b.clone())
-                        .map_err(anyhow::Error::msg)?
-                        .with_shared_prefixes(prefixes[which].clone())),
-                    None => Ok(e),
-                }
-            };
+        let engine = |m: &Arc<LoadedModel>, o: &EngineOptions, which: usize| {
+            engine_backend(m, o, batchers[which].as_ref(), &prefixes[which])
+        };
         (0..n)
             .map(|_| -> Result<Box<dyn Backend + Send>> {
                 Ok(match self {

@@ -11,6 +11,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use lfm_engine::folder::LoadedModel;
 use lfm_engine::model::Logits;
+use lfm_engine::sampling::argmax;
 use lfm_engine::session::Session;
 use serde_json::json;
 
@@ -22,14 +23,9 @@ pub struct BatchRow {
     pub per_seq_tok_s: f64,
 }
 
-fn argmax(v: &[f32]) -> u32 {
-    v.iter()
-        .enumerate()
-        .fold(
-            (0, f32::NEG_INFINITY),
-            |b, (i, &x)| if x > b.1 { (i, x) } else { b },
-        )
-        .0 as u32
+/// The greedy token of a row of logits.
+fn greedy(logits: &[f32]) -> Result<u32> {
+    argmax(logits).context("the logits are all NaN")
 }
 
 /// Times `gen` batched decode steps for each size in `sizes`.
@@ -51,8 +47,8 @@ pub fn measure(
         // Each sequence continues greedily from its own logits.
         let mut next: Vec<u32> = logits
             .iter()
-            .map(|l| Ok(argmax(&l.flatten_all()?.to_vec1::<f32>()?)))
-            .collect::<lfm_engine::Result<_>>()?;
+            .map(|l| greedy(&l.flatten_all()?.to_vec1::<f32>()?))
+            .collect::<Result<_>>()?;
         let t = Instant::now();
         for _ in 0..gen {
             let toks: Vec<[u32; 1]> = next.iter().map(|&t| [t]).collect();
@@ -60,7 +56,7 @@ pub fn measure(
             let logits = Session::forward_batch(&mut refs, &chunks, Logits::Last)
                 .context("batched decode")?;
             for (n, l) in next.iter_mut().zip(&logits) {
-                *n = argmax(&l.flatten_all()?.to_vec1::<f32>()?);
+                *n = greedy(&l.flatten_all()?.to_vec1::<f32>()?)?;
             }
         }
         let secs = t.elapsed().as_secs_f64();
@@ -145,18 +141,14 @@ pub fn depths(
     depths: &[usize],
     reps: usize,
 ) -> Result<Vec<DepthRow>> {
-    let vocab = m.model.config().vocab_size as u32;
+    let vocab = m.model.config().vocab_size;
     let mut rows = Vec::new();
     for &d in depths {
         let mut secs = 0.0;
         for r in 0..reps {
             let mut s = Session::new(m.model.clone(), ctx)?;
             if d > 0 {
-                let filler: Vec<u32> = (0..d as u32)
-                    .map(|i| {
-                        16 + (i.wrapping_mul(2_654_435_761).wrapping_add(r as u32)) % (vocab - 16)
-                    })
-                    .collect();
+                let filler = super::bench_model::random_tokens(d, vocab, 0xde9 + r as u64);
                 s.prefill(&filler, 512)?;
             }
             let t = Instant::now();

@@ -76,7 +76,7 @@ fn peak_rss_mib() -> Option<f64> {
 }
 
 /// llama-bench-style random token ids (fixed seed), avoiding the special tokens.
-fn random_tokens(n: usize, vocab: usize, seed: u64) -> Vec<u32> {
+pub fn random_tokens(n: usize, vocab: usize, seed: u64) -> Vec<u32> {
     let mut s = seed | 1;
     (0..n)
         .map(|_| {

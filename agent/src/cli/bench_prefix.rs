@@ -103,12 +103,14 @@ fn ttft(b: &mut EngineBackend, system: &str, question: &str) -> Result<(f64, usi
     let first = Arc::new(Mutex::new(None::<f64>));
     let t = Instant::now();
     let seen = first.clone();
-    b.set_observer(Some(Box::new(move |_text: &str| {
-        if let Ok(mut f) = seen.lock() {
-            f.get_or_insert(t.elapsed().as_secs_f64());
-        }
-        true
-    })));
+    b.set_observer(Some(Box::new(
+        move |_: &lfm_agent::backend::Generated<'_>| {
+            if let Ok(mut f) = seen.lock() {
+                f.get_or_insert(t.elapsed().as_secs_f64());
+            }
+            true
+        },
+    )));
     let messages = [
         Message::new(Role::System, system.to_string()),
         Message::new(Role::User, question.to_string()),

@@ -35,6 +35,30 @@ pub struct Parallel {
     batcher: Option<Batcher>,
 }
 
+/// An engine backend over `model`: alone, or batched through `batcher` (its prefill chunk cut
+/// to [`BATCHED_PREFILL_CHUNK`]) sharing system turns through `prefixes` with its pool.
+pub fn engine_backend(
+    model: &Arc<LoadedModel>,
+    opts: &EngineOptions,
+    batcher: Option<&Batcher>,
+    prefixes: &SharedPrefixes,
+) -> Result<EngineBackend> {
+    let mut opts = opts.clone();
+    if batcher.is_some() {
+        opts.prefill_chunk = opts.prefill_chunk.min(BATCHED_PREFILL_CHUNK);
+    }
+    let e = EngineBackend::new(model.clone(), opts)
+        .map_err(anyhow::Error::msg)
+        .with_context(|| format!("model {}", model.dir.display()))?;
+    match batcher {
+        Some(b) => Ok(e
+            .with_batcher(b.clone())
+            .map_err(anyhow::Error::msg)?
+            .with_shared_prefixes(prefixes.clone())),
+        None => Ok(e),
+    }
+}
+
 fn batch_options(n: usize, kv_budget: usize) -> BatchOptions {
     BatchOptions {
         max_batch: n,
@@ -118,33 +142,15 @@ impl ParallelArgs {
 }
 
 impl Parallel {
-    /// One backend per sequence in flight over the shared `model`; `opts` gets the prefill
-    /// chunk (smaller when batched, so a long prompt holds the others' next token back for
-    /// one small chunk at a time).
+    /// One backend per sequence in flight over the shared `model` (`opts` as for one alone).
     pub fn backends(
         &self,
         model: &Arc<LoadedModel>,
-        opts: impl Fn(usize) -> EngineOptions,
+        opts: &EngineOptions,
     ) -> Result<Vec<EngineBackend>> {
-        let chunk = if self.batcher.is_some() {
-            BATCHED_PREFILL_CHUNK
-        } else {
-            512
-        };
         let prefixes = SharedPrefixes::default();
         (0..self.n)
-            .map(|_| {
-                let b = EngineBackend::new(model.clone(), opts(chunk))
-                    .map_err(anyhow::Error::msg)
-                    .with_context(|| format!("model {}", model.dir.display()))?;
-                match &self.batcher {
-                    Some(bt) => Ok(b
-                        .with_batcher(bt.clone())
-                        .map_err(anyhow::Error::msg)?
-                        .with_shared_prefixes(prefixes.clone())),
-                    None => Ok(b),
-                }
-            })
+            .map(|_| engine_backend(model, opts, self.batcher.as_ref(), &prefixes))
             .collect()
     }
 

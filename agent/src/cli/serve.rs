@@ -64,12 +64,15 @@ pub fn run(a: ServeArgs) -> Result<()> {
         seed: 0,
     };
     let parallel = a.parallel.resolve(&model, context)?;
-    let backends = parallel.backends(&model, |chunk| EngineOptions {
-        think_budget: a.think_budget,
-        sampling: sampling.clone(),
-        context,
-        prefill_chunk: chunk,
-    })?;
+    let backends = parallel.backends(
+        &model,
+        &EngineOptions {
+            think_budget: a.think_budget,
+            sampling: sampling.clone(),
+            context,
+            prefill_chunk: 512,
+        },
+    )?;
     let mut keys = a.api_keys.clone();
     if let Ok(env) = std::env::var("LFM_AGENT_SERVE_KEYS") {
         keys.extend(

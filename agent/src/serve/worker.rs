@@ -12,7 +12,7 @@ use super::openai::ChatJob;
 use super::reply::{partial, raw, reply, Reply};
 use super::stream::Streamer;
 use super::{Job, Metrics, ServeOptions};
-use crate::backend::{EngineBackend, Observer};
+use crate::backend::{EngineBackend, Generated, Observer};
 use crate::runner::{Backend, BackendError, Turn, TurnRequest};
 
 /// Takes the next job; `None` when the server is shutting down.
@@ -86,7 +86,7 @@ fn observer(
     );
     let queued = job.queued;
     let mut first = true;
-    Box::new(move |text: &str| {
+    Box::new(move |g: &Generated<'_>| {
         if first {
             first = false;
             m.ttft_us
@@ -96,7 +96,7 @@ fn observer(
         if events.is_none() && chat.stop.is_empty() {
             return true;
         }
-        let (p, stopped) = shown(text, &chat, thinking);
+        let (p, stopped) = shown(&g.text(), &chat, thinking);
         if let Some(tx) = &events {
             let deltas = match streamer.lock() {
                 Ok(mut s) => s.advance(&p),

@@ -7,7 +7,7 @@ use candle_core::{DType, Tensor};
 use super::{Batcher, Member};
 use crate::error::{Error, Result};
 use crate::model::{Lfm2Model, Logits};
-use crate::session::{Session, Snapshot};
+use crate::session::{prefill_chunks, Session, Snapshot};
 
 /// A session that runs alone, or shares its passes with other threads' sessions.
 pub struct BatchedSession {
@@ -81,30 +81,14 @@ impl BatchedSession {
             .to_vec1()?)
     }
 
-    /// Prefills `tokens` in chunks of at most `chunk`; the last position's logits.
+    /// Prefills `tokens` in chunks of at most `chunk` (each a shared pass when batched); the
+    /// last position's logits.
     pub fn prefill(&mut self, tokens: &[u32], chunk: usize) -> Result<Vec<f32>> {
-        if self.batcher.is_none() {
-            return self.get_mut()?.prefill(tokens, chunk);
-        }
-        if chunk == 0 {
-            return Err(Error::arg("prefill_chunk", "must be at least 1"));
-        }
         let s = self.get()?;
-        let needed = s.len() + tokens.len();
-        if needed > s.context() {
-            return Err(Error::ContextFull {
-                needed,
-                limit: s.context(),
-            });
-        }
-        let mut last = None;
-        for part in tokens.chunks(chunk) {
-            last = Some(self.forward(part, Logits::Last)?);
-        }
-        match last {
-            Some(t) => Ok(t.flatten_all()?.to_vec1()?),
-            None => Err(Error::arg("tokens", "at least one token is needed")),
-        }
+        let (len, context) = (s.len(), s.context());
+        prefill_chunks(len, context, tokens, chunk, |part| {
+            self.forward(part, Logits::Last)
+        })
     }
 
     /// Tokens consumed so far (none if the session was lost).

@@ -22,6 +22,39 @@ pub use kv::KvCache;
 use crate::error::{Error, Result};
 use crate::model::{Lfm2Model, Logits, Seq};
 
+/// Prefill of `tokens` in chunks of at most `chunk` through `forward`, after `len` tokens of
+/// a session holding at most `context`: everything is checked before the first chunk runs.
+/// Returns the last position's logits.
+pub(crate) fn prefill_chunks(
+    len: usize,
+    context: usize,
+    tokens: &[u32],
+    chunk: usize,
+    mut forward: impl FnMut(&[u32]) -> Result<Tensor>,
+) -> Result<Vec<f32>> {
+    if chunk == 0 {
+        return Err(Error::arg("prefill_chunk", "must be at least 1"));
+    }
+    if tokens.is_empty() {
+        return Err(Error::arg("tokens", "at least one token is needed"));
+    }
+    let needed = len + tokens.len();
+    if needed > context {
+        return Err(Error::ContextFull {
+            needed,
+            limit: context,
+        });
+    }
+    let mut last = None;
+    for part in tokens.chunks(chunk) {
+        last = Some(forward(part)?);
+    }
+    match last {
+        Some(t) => Ok(t.flatten_all()?.to_vec1()?),
+        None => Err(Error::arg("tokens", "at least one token is needed")),
+    }
+}
+
 /// The state of one decoder layer for one sequence.
 #[derive(Debug)]
 pub enum LayerState {
@@ -245,27 +278,10 @@ impl Session {
 
     /// Prefills `tokens` in chunks of at most `chunk` and returns the last position's logits.
     pub fn prefill(&mut self, tokens: &[u32], chunk: usize) -> Result<Vec<f32>> {
-        if chunk == 0 {
-            return Err(Error::arg("prefill_chunk", "must be at least 1"));
-        }
-        if tokens.is_empty() {
-            return Err(Error::arg("tokens", "at least one token is needed"));
-        }
-        let needed = self.tokens.len() + tokens.len();
-        if needed > self.context {
-            return Err(Error::ContextFull {
-                needed,
-                limit: self.context,
-            });
-        }
-        let mut last = None;
-        for part in tokens.chunks(chunk) {
-            last = Some(self.forward(part, Logits::Last)?);
-        }
-        match last {
-            Some(t) => Ok(t.flatten_all()?.to_vec1()?),
-            None => Err(Error::arg("tokens", "at least one token is needed")),
-        }
+        let (len, context) = (self.tokens.len(), self.context);
+        prefill_chunks(len, context, tokens, chunk, |part| {
+            self.forward(part, Logits::Last)
+        })
     }
 
     /// Consumes one token and returns the logits for the next.

@@ -7,7 +7,7 @@
 //!
 //! ```toml
 //! [model]
-//! path = "models/LFM2.5-1.2B-Thinking"     # HF folder or GGUF file; unset: the demo synthesises one
+//! path = "models/LFM2.5-1.2B-Thinking"     # HF folder, GGUF file or pulled repo (OWNER/NAME[:FILE]); unset: the demo synthesises one
 //! writer = "models/LFM2.5-1.2B-Instruct"   # optional: writes final answers
 //! # backend = "http://10.0.0.5:8000/v1"   # instead of path: an OpenAI-compatible server
 //! # backend_model = "LiquidAI/LFM2.5-1.2B-Thinking"  # its model name (default: its first)
@@ -307,8 +307,21 @@ impl Config {
             message: format!("{key}: {why}"),
         };
         let mut model = raw.model.clone();
-        model.path = model.path.as_ref().map(at);
-        model.writer = model.writer.as_ref().map(at);
+        // A model is a path relative to this file, or a pulled repo (`OWNER/NAME[:FILE]`)
+        // when no such path exists.
+        let model_at = |p: &PathBuf| -> PathBuf {
+            let joined = at(p);
+            let repo_id = p
+                .to_str()
+                .is_some_and(|s| lfm_hub::ModelRef::parse(s).is_ok());
+            if repo_id && !joined.exists() {
+                p.clone()
+            } else {
+                joined
+            }
+        };
+        model.path = model.path.as_ref().map(model_at);
+        model.writer = model.writer.as_ref().map(model_at);
         if model.ctx == Some(0) {
             return Err(bad("model.ctx", "must be at least 1".into()));
         }
@@ -428,6 +441,16 @@ mod tests {
         .unwrap();
         assert_eq!(c.model.path, Some(PathBuf::from("/etc/lfm/m")));
         assert_eq!(c.model.think_budget, Some(64));
+        let pulled = Config::parse(
+            "[model]\npath = \"LiquidAI/LFM2.5-1.2B-Thinking\"\n",
+            Path::new("/etc/lfm/lfm-agent.toml"),
+        )
+        .unwrap();
+        assert_eq!(
+            pulled.model.path,
+            Some(PathBuf::from("LiquidAI/LFM2.5-1.2B-Thinking")),
+            "a repo id that is not a path next to the file stays a repo id"
+        );
         assert_eq!(c.limits.max_steps, 3);
         assert_eq!(c.triage.tools, ["search_docs"]);
 

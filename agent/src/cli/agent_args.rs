@@ -29,8 +29,9 @@ pub struct AgentArgs {
     /// Config file (default: ./lfm-agent.toml when it exists).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// The model (HF folder or GGUF file); overrides `model.path`.
-    #[arg(long, value_name = "DIR")]
+    /// The model (HF folder, GGUF file, or a pulled repo `OWNER/NAME[:FILE]`); overrides
+    /// `model.path`.
+    #[arg(long, value_name = "MODEL")]
     pub model: Option<PathBuf>,
     /// An OpenAI-compatible server (`http://HOST:PORT/v1`: vLLM, llama.cpp's server, another
     /// lfm-agent) instead of a local model; overrides `model.backend`. Its API key, if any,
@@ -170,6 +171,7 @@ struct Backed {
 
 fn load_model(path: &Path, dtype: &str) -> Result<Arc<LoadedModel>> {
     let dtype: ComputeDtype = dtype.parse().context("model.dtype")?;
+    let path = &super::models::resolve_model(path)?;
     let m = LoadedModel::load(path, &LoadOptions { dtype })
         .with_context(|| format!("loading model from {}", path.display()))?;
     Ok(Arc::new(m))

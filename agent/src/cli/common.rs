@@ -10,9 +10,10 @@ use lfm_engine::sampling::SamplingParams;
 /// Which model to load and how.
 #[derive(Debug, Clone, Args)]
 pub struct ModelArgs {
-    /// Hugging Face model folder (config.json, model.safetensors, tokenizer.json, ...) or a
-    /// llama.cpp GGUF file (architecture lfm2).
-    #[arg(long, value_name = "DIR")]
+    /// Hugging Face model folder (config.json, model.safetensors, tokenizer.json, ...), a
+    /// llama.cpp GGUF file (architecture lfm2), or a pulled repo (`OWNER/NAME[:FILE]`, see
+    /// `lfm-agent pull`).
+    #[arg(long, value_name = "MODEL")]
     pub model: PathBuf,
     /// Compute dtype: auto (f32), f32, bf16, f16 or f64.
     #[arg(long, default_value = "auto")]
@@ -26,7 +27,8 @@ impl ModelArgs {
     /// Loads the model, saying so on stderr when it is a synthetic one.
     pub fn load(&self) -> Result<LoadedModel> {
         let dtype: ComputeDtype = self.dtype.parse().context("--dtype")?;
-        let m = LoadedModel::load(&self.model, &LoadOptions { dtype })
+        let path = super::models::resolve_model(&self.model)?;
+        let m = LoadedModel::load(&path, &LoadOptions { dtype })
             .with_context(|| format!("loading model from {}", self.model.display()))?;
         if m.model.config().synthetic {
             eprintln!(

@@ -18,6 +18,7 @@ mod fanout;
 mod generate;
 mod index;
 mod logits;
+mod models;
 mod parallel;
 mod runs;
 mod search;
@@ -70,6 +71,11 @@ enum Command {
     /// An OpenAI-compatible HTTP server over a local model (/v1/chat/completions, /v1/models,
     /// /health, /metrics).
     Serve(serve::ServeArgs),
+    /// Download a model from the Hugging Face Hub (resumable, checksum verified; HF_ENDPOINT,
+    /// HF_HOME, HF_TOKEN and HF_HUB_OFFLINE honoured). `--model OWNER/NAME` then loads it.
+    Pull(models::PullArgs),
+    /// Pulled models: `models list`, `models rm OWNER/NAME`.
+    Models(models::ModelsCmd),
 }
 
 /// Runs the parsed command.
@@ -90,5 +96,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Extract(a) => extract::run(a),
         Command::Demo(a) => demo::run(a),
         Command::Serve(a) => serve::run(a),
+        Command::Pull(a) => models::pull(a),
+        Command::Models(a) => models::models(a),
     }
 }

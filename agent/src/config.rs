@@ -44,6 +44,14 @@
 //! args = ["--json"]
 //! parameters = '{"type": "object", "properties": {"host": {"type": "string"}}, "required": ["host"]}'
 //!
+//! [[tools.mcp]]                # tools of a Model Context Protocol server (stdio)
+//! name = "tickets"
+//! program = "python3"          # a bare name is looked up on PATH; must be in allow_programs
+//! args = ["mcp/tickets_server.py"]
+//! env = { TICKETS_DB = "tickets.sqlite" }
+//! tools = ["lookup_ticket"]    # optional: only these of its tools
+//! prefix = ""                  # optional: put before its tools' names
+//!
 //! [tasks.triage]
 //! tools = ["search_docs", "read_doc"]
 //! schema = "my-triage.schema.json"
@@ -152,6 +160,30 @@ pub struct RawTools {
     /// Command tools.
     #[serde(default)]
     pub command: Vec<RawCommand>,
+    /// MCP servers whose tools are offered.
+    #[serde(default)]
+    pub mcp: Vec<RawMcp>,
+}
+
+/// `[[tools.mcp]]`: a Model Context Protocol server over stdio.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMcp {
+    /// Its name, in errors and logs.
+    pub name: String,
+    /// The program (no shell; a bare name is looked up on PATH); must be in `allow_programs`.
+    pub program: PathBuf,
+    /// Its arguments.
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Environment variables added for it.
+    #[serde(default)]
+    pub env: std::collections::BTreeMap<String, String>,
+    /// Only these of its tools (default: all).
+    pub tools: Option<Vec<String>>,
+    /// Put before its tools' names.
+    #[serde(default)]
+    pub prefix: String,
 }
 
 /// `[[tools.command]]`
@@ -226,6 +258,8 @@ pub struct Config {
     pub sql_max_rows: usize,
     /// Command tools.
     pub commands: Vec<RawCommand>,
+    /// MCP servers.
+    pub mcp: Vec<lfm_tools::mcp::McpServerConfig>,
     /// Per task.
     pub triage: TaskConfig,
     /// Per task.
@@ -359,6 +393,24 @@ impl Config {
                 ));
             }
         }
+        let mut seen = std::collections::BTreeSet::new();
+        for m in &raw.tools.mcp {
+            if m.name.trim().is_empty() || !seen.insert(m.name.as_str()) {
+                return Err(bad(
+                    "tools.mcp",
+                    format!("server name `{}` is empty or used twice", m.name),
+                ));
+            }
+        }
+        // A program given as a bare name is looked up on PATH, like a shell does; one with
+        // a folder is relative to this file.
+        let prog_at = |p: &PathBuf| -> PathBuf {
+            if p.components().count() == 1 && p.is_relative() {
+                p.clone()
+            } else {
+                at(p)
+            }
+        };
         let task = |t: &RawTask, default: &[&str]| TaskConfig {
             tools: t
                 .tools
@@ -389,7 +441,7 @@ impl Config {
             tool_timeout: Duration::from_secs(raw.limits.tool_timeout_secs.unwrap_or(30)),
             tool_output_chars: raw.limits.tool_output_chars.unwrap_or(6000),
             offer_tools: raw.limits.offer_tools.unwrap_or(lfm_tools::SELECT_ABOVE),
-            allow_programs: raw.tools.allow_programs.iter().map(at).collect(),
+            allow_programs: raw.tools.allow_programs.iter().map(prog_at).collect(),
             sql_db: raw.tools.sql_db.as_ref().map(at),
             sql_max_rows: raw.tools.sql_max_rows.unwrap_or(50),
             commands: raw
@@ -397,8 +449,21 @@ impl Config {
                 .command
                 .iter()
                 .map(|c| RawCommand {
-                    program: at(&c.program),
+                    program: prog_at(&c.program),
                     ..c.clone()
+                })
+                .collect(),
+            mcp: raw
+                .tools
+                .mcp
+                .iter()
+                .map(|m| lfm_tools::mcp::McpServerConfig {
+                    name: m.name.clone(),
+                    program: prog_at(&m.program),
+                    args: m.args.clone(),
+                    env: m.env.clone(),
+                    tools: m.tools.clone(),
+                    prefix: m.prefix.clone(),
                 })
                 .collect(),
             triage: task(&raw.tasks.triage, &["search_docs", "read_doc"]),

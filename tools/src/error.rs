@@ -53,6 +53,15 @@ pub enum ToolError {
         /// The limit.
         ms: u64,
     },
+    /// An MCP server could not be started, initialized or listed, or lacks a tool the
+    /// config names.
+    #[error("mcp server `{server}`: {why}")]
+    Mcp {
+        /// The server's name in the config.
+        server: String,
+        /// What went wrong.
+        why: String,
+    },
     /// The tool ran and failed.
     #[error("tool `{tool}` failed: {why}")]
     Failed {

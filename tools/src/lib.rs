@@ -13,6 +13,8 @@
 //!   indexed files), `sql_query` (read-only SQLite with a row limit), `current_time`, and
 //!   command tools (a program with fixed arguments, JSON on stdin and stdout, no shell, an
 //!   allowlist, killed at the timeout).
+//! - [`mcp`]: tools from Model Context Protocol servers over stdio, registered and called
+//!   like the built-ins.
 //!
 //! The crate knows nothing of models: how a tool list is rendered into a prompt and how calls
 //! are parsed from generated text belongs to the agent.
@@ -21,6 +23,7 @@
 
 pub mod builtin;
 mod error;
+pub mod mcp;
 mod registry;
 mod select;
 mod tool;

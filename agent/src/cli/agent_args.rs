@@ -18,6 +18,7 @@ use lfm_engine::text::{Message, Role};
 use lfm_prompts::{Prompts, Task};
 use lfm_retrieval::{EstimateCounter, IndexOptions, Indexer, Retriever};
 use lfm_tools::builtin::{CommandTool, CurrentTime, ReadDoc, SearchDocs, SqlQuery};
+use lfm_tools::mcp::McpServer;
 use lfm_tools::{CallLimits, Registry, ToolSpec};
 use serde_json::Value;
 
@@ -142,8 +143,23 @@ pub struct Agent {
     /// Token counting with the planner's tokenizer.
     pub counter: Arc<dyn Fn(&str) -> usize + Send + Sync>,
     pub context: usize,
+    /// MCP servers behind some of `tools`; closed when the agent is dropped.
+    mcp: Vec<Arc<McpServer>>,
     /// Runs the loop (tools are async).
     rt: tokio::runtime::Runtime,
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        // Inside the runtime that started them: a server's stdin is closed, then it is
+        // signalled, then killed.
+        let servers = std::mem::take(&mut self.mcp);
+        self.rt.block_on(async {
+            for s in servers {
+                s.close().await;
+            }
+        });
+    }
 }
 
 /// Where the agent's backends come from.
@@ -283,16 +299,17 @@ impl Agent {
         } = b;
         let context = config.model.ctx.unwrap_or(16384).min(max_context);
         let retriever = open_index(&config.index, docs)?;
-        let tools = build_tools(&config, retriever.clone())?;
-        let traces = TraceStore::open(&config.traces)
-            .map_err(anyhow::Error::msg)
-            .context("opening the trace database")?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .context("starting the async runtime")?;
+        let (tools, mcp) = build_tools(&config, retriever.clone(), &rt)?;
+        let traces = TraceStore::open(&config.traces)
+            .map_err(anyhow::Error::msg)
+            .context("opening the trace database")?;
         Ok(Agent {
+            mcp,
             rt,
             model_name,
             synthetic,
@@ -517,7 +534,7 @@ pub fn stop_name(stop: &StopReason) -> String {
 }
 
 /// Opens the index at `dir`, indexing `docs` into it first when given.
-fn open_index(dir: &Path, docs: &[PathBuf]) -> Result<Option<Arc<Retriever>>> {
+pub fn open_index(dir: &Path, docs: &[PathBuf]) -> Result<Option<Arc<Retriever>>> {
     if !docs.is_empty() {
         let mut w = Indexer::open(dir, IndexOptions::default(), Arc::new(EstimateCounter))
             .with_context(|| format!("index {}", dir.display()))?;
@@ -532,7 +549,13 @@ fn open_index(dir: &Path, docs: &[PathBuf]) -> Result<Option<Arc<Retriever>>> {
     Ok(Some(Arc::new(r)))
 }
 
-fn build_tools(c: &Config, retriever: Option<Arc<Retriever>>) -> Result<Registry> {
+/// Every tool the config declares: built-ins, command tools and the tools of its MCP servers
+/// (started on `rt`, which must outlive them; the servers are returned to be closed).
+pub fn build_tools(
+    c: &Config,
+    retriever: Option<Arc<Retriever>>,
+    rt: &tokio::runtime::Runtime,
+) -> Result<(Registry, Vec<Arc<McpServer>>)> {
     let mut reg = Registry::new().with_limits(CallLimits {
         timeout: c.tool_timeout,
         max_output_chars: c.tool_output_chars,
@@ -557,7 +580,18 @@ fn build_tools(c: &Config, retriever: Option<Arc<Retriever>>) -> Result<Registry
         reg.register(Arc::new(tool))
             .with_context(|| format!("tools.command `{}`", cmd.name))?;
     }
-    Ok(reg)
+    let mut servers = Vec::new();
+    for m in &c.mcp {
+        let what = || format!("tools.mcp `{}`", m.name);
+        let server = rt
+            .block_on(McpServer::connect(m, &c.allow_programs, c.tool_timeout))
+            .with_context(what)?;
+        servers.push(Arc::clone(&server));
+        for tool in server.tools(m).with_context(what)? {
+            reg.register(tool).with_context(what)?;
+        }
+    }
+    Ok((reg, servers))
 }
 
 /// Reads a JSON schema file, naming it in errors.

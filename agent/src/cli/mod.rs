@@ -24,6 +24,7 @@ mod runs;
 mod search;
 mod serve;
 mod synth;
+mod tools;
 mod triage;
 
 use clap::{Parser, Subcommand};
@@ -76,6 +77,9 @@ enum Command {
     Pull(models::PullArgs),
     /// Pulled models: `models list`, `models rm OWNER/NAME`.
     Models(models::ModelsCmd),
+    /// The tools the config declares (built-in, command, MCP): `tools list`, `tools call NAME
+    /// '{"arg": 1}'`.
+    Tools(tools::ToolsCmd),
 }
 
 /// Runs the parsed command.
@@ -98,5 +102,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(a) => serve::run(a),
         Command::Pull(a) => models::pull(a),
         Command::Models(a) => models::models(a),
+        Command::Tools(a) => tools::run(a),
     }
 }

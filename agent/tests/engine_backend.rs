@@ -57,6 +57,7 @@ async fn runs_on_the_engine_finish_in_limits_and_answers_validate() {
         check: None,
         narrow: None,
         limits: &limits,
+        observer: None,
     };
     let think = 12;
     let (mut b, model) = backend(think, 7);

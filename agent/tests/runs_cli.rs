@@ -44,6 +44,7 @@ async fn a_traced_run_is_listed_and_shown() {
         check: None,
         narrow: None,
         limits: &Limits::default(),
+        observer: None,
     };
     let out = run(&mut backend, &task, messages).await;
     let tmp = tempfile::tempdir().unwrap();

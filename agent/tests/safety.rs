@@ -95,6 +95,7 @@ async fn text_in_a_document_cannot_enable_an_undeclared_tool() {
         check: None,
         narrow: None,
         limits: &Limits::default(),
+        observer: None,
     };
     let mut b = Obedient {
         turn: 0,

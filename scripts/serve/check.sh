@@ -5,7 +5,7 @@
 #
 # Builds the release binary, writes a synthetic tiny model unless --model is given (random
 # weights: the protocol and the constraints are checked, never the answers' quality), starts
-# `lfm-agent serve` on a free loopback port, runs scripts/serve/openai_check.py and
+# `lfm-agent serve --tasks` on a free loopback port, runs scripts/serve/openai_check.py and
 # scripts/serve/load_test.py against it, and stops it. The `openai` package goes into a
 # virtualenv (.venv-serve; VENV=path to change it, or PYTHON=/path/to/python with openai
 # installed). Server log: .lfm-agent/serve-check/server.log.
@@ -38,7 +38,20 @@ if [[ -z "$model" ]]; then
     model="$work/tiny"
     [[ -f "$model/config.json" ]] || "$bin" synth --preset tiny --out "$model" >/dev/null
 fi
+# The agent-task endpoint runs triage with small limits over the bundled docs.
+cat >"$work/lfm-agent.toml" <<EOF
+[model]
+think_budget = 16
+[limits]
+max_steps = 3
+max_turn_tokens = 128
+[index]
+path = "index"
+[traces]
+path = "traces.sqlite"
+EOF
 "$bin" serve --model "$model" --addr 127.0.0.1:0 --queue 16 --think-budget "$think" \
+    --tasks --config "$work/lfm-agent.toml" --docs examples/docs \
     >"$work/server.out" 2>"$work/server.log" &
 pid=$!
 trap 'kill $pid 2>/dev/null || true' EXIT
@@ -49,7 +62,7 @@ for _ in $(seq 1 600); do
 done
 url="$(awk '/listening on/ {print $3; exit}' "$work/server.out")/v1"
 echo "server: $url (model $model, think budget $think)"
-"$PYTHON" scripts/serve/openai_check.py --base-url "$url"
+"$PYTHON" scripts/serve/openai_check.py --base-url "$url" --agent-tasks
 "$PYTHON" scripts/serve/load_test.py --base-url "$url" --clients "$clients" --seconds "$seconds"
 echo "metrics after the run:"
 curl -s "${url%/v1}/metrics" | grep -E '^lfm_(requests_total|tokens_per_second|time_to_first|cancelled|queue_depth)' || true

@@ -110,6 +110,7 @@ def main():
     ap.add_argument("--base-url", required=True)
     ap.add_argument("--api-key", default="none")
     ap.add_argument("--seeds", type=int, default=3, help="requests per kind")
+    ap.add_argument("--agent-tasks", action="store_true", help="also check POST /v1/agent/tasks (serve --tasks)")
     a = ap.parse_args()
     client = openai.OpenAI(base_url=a.base_url, api_key=a.api_key, max_retries=0, timeout=300)
     model = client.models.list().data[0].id
@@ -185,7 +186,38 @@ def main():
         else:
             raise AssertionError("tool_choice required without tools was accepted")
 
-    for name, fn in [("plain", plain), ("stream", streamed), ("tools", tools), ("json_schema", json_schema), ("errors", errors)]:
+    def agent_task():
+        # POST /v1/agent/tasks (serve --tasks): whole, then streamed; the streamed steps are
+        # the result's steps, and a bad request names its field.
+        import httpx
+        url = a.base_url.rstrip("/") + "/agent/tasks"
+        auth = {"Authorization": f"Bearer {a.api_key}"}
+        ticket = {"id": "INC-1", "subject": "VPN handshake fails", "body": "handshake timed out"}
+        r = httpx.post(url, json={"task": "triage", "input": ticket}, headers=auth, timeout=300)
+        assert r.status_code == 200, r.text
+        whole_run = r.json()
+        assert whole_run["task"] == "triage" and whole_run["steps"] and isinstance(whole_run["run"], int), whole_run
+        events = []
+        with httpx.stream("POST", url, json={"task": "triage", "input": ticket, "stream": True}, headers=auth, timeout=300) as s:
+            assert s.headers["content-type"] == "text/event-stream", s.headers
+            event = None
+            for line in s.iter_lines():
+                if line.startswith("event: "):
+                    event = line[7:]
+                elif line.startswith("data: "):
+                    events.append((event, json.loads(line[6:])))
+        kinds = [e for e, _ in events]
+        assert kinds[-1] == "result" and kinds.count("step") == len(events) - 1, kinds
+        result = events[-1][1]
+        assert [d for e, d in events[:-1]] == result["steps"], "streamed steps != the result's steps"
+        print(f"    agent task: {len(result['steps'])} steps streamed, stop {result['stop']}, run {result['run']}")
+        bad = httpx.post(url, json={"task": "extract", "input": "a line"}, headers=auth, timeout=60)
+        assert bad.status_code == 400 and bad.json()["error"]["param"] == "schema", bad.text
+
+    checks = [("plain", plain), ("stream", streamed), ("tools", tools), ("json_schema", json_schema), ("errors", errors)]
+    if a.agent_tasks:
+        checks.append(("agent_task", agent_task))
+    for name, fn in checks:
         check(name, fn)
     print(json.dumps({"model": model, "seconds": results, "ok": True}))
 

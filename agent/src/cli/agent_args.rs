@@ -152,12 +152,21 @@ pub struct Agent {
 impl Drop for Agent {
     fn drop(&mut self) {
         // Inside the runtime that started them: a server's stdin is closed, then it is
-        // signalled, then killed.
+        // signalled, then killed. From a thread of its own, so that this works wherever the
+        // agent is dropped, a runtime's worker included.
         let servers = std::mem::take(&mut self.mcp);
-        self.rt.block_on(async {
-            for s in servers {
-                s.close().await;
-            }
+        if servers.is_empty() {
+            return;
+        }
+        let handle = self.rt.handle().clone();
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                handle.block_on(async {
+                    for s in servers {
+                        s.close().await;
+                    }
+                })
+            });
         });
     }
 }
@@ -197,6 +206,15 @@ impl Agent {
     /// Loads the models, opens the index (when `docs` are given they are indexed first,
     /// incrementally), builds the tools and opens the trace store.
     pub fn build(config: Config, docs: &[PathBuf]) -> Result<Agent> {
+        Self::build_loaded(config, docs, None)
+    }
+
+    /// [`Agent::build`] over a planner already loaded (the server's model), when given.
+    pub fn build_loaded(
+        config: Config,
+        docs: &[PathBuf],
+        planner: Option<Arc<LoadedModel>>,
+    ) -> Result<Agent> {
         let mc = &config.model;
         if let Some(url) = &mc.backend {
             if mc.path.is_some() || mc.writer.is_some() {
@@ -234,7 +252,10 @@ impl Agent {
             bail!("no model: pass --model DIR or set model.path in lfm-agent.toml (`lfm-agent demo` makes a synthetic one)");
         };
         let dtype = mc.dtype.clone().unwrap_or_else(|| "auto".into());
-        let planner = load_model(path, &dtype)?;
+        let planner = match planner {
+            Some(m) => m,
+            None => load_model(path, &dtype)?,
+        };
         let synthetic = planner.model.config().synthetic;
         let max = planner.model.config().max_position_embeddings;
         let context = mc.ctx.unwrap_or(16384).min(max);

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use lfm_agent::runner::{RunOutcome, RunTask, Step, StopReason};
+use lfm_agent::runner::{RunObserver, RunOutcome, RunTask, Step, StopReason};
 use lfm_agent::tasks::citations;
 use lfm_prompts::Task;
 use lfm_retrieval::SearchRequest;
@@ -42,7 +42,7 @@ pub fn run(a: AskArgs) -> Result<()> {
         .as_ref()
         .map(|p| read_schema(p, "--schema"))
         .transpose()?;
-    let (out, id) = ask(&agent, &a.question, a.k, schema)?;
+    let (out, id) = ask(&agent, &a.question, a.k, schema, None)?;
     let Some(answer) = out.answer.filter(|_| out.stop == StopReason::Answered) else {
         bail!(
             "no answer (run {id}: {}); see lfm-agent runs show {id} --traces {}",
@@ -72,6 +72,7 @@ pub fn ask(
     question: &str,
     k: usize,
     schema: Option<Value>,
+    observer: Option<&dyn RunObserver>,
 ) -> Result<(RunOutcome, i64)> {
     if question.trim().is_empty() {
         bail!("the question is empty");
@@ -137,6 +138,7 @@ pub fn ask(
         check: Some(&check),
         narrow: Some(&narrow),
         limits: &limits,
+        observer,
     };
     agent.run("ask", question, &task, &system, user)
 }

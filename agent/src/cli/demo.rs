@@ -78,7 +78,7 @@ pub fn run(a: DemoArgs) -> Result<()> {
     let question = "What should I check when the VPN handshake fails from a hotel network?";
     println!("\n== ask {question:?}");
     let k = if agent.synthetic { 2 } else { 4 };
-    let (out, id) = super::ask::ask(&agent, question, k, None)?;
+    let (out, id) = super::ask::ask(&agent, question, k, None, None)?;
     match &out.answer {
         Some(answer) if out.stop == lfm_agent::runner::StopReason::Answered => {
             println!("answer (run {id}): {answer}");

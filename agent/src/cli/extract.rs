@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use lfm_agent::runner::{RunOutcome, RunTask, StopReason};
+use lfm_agent::runner::{RunObserver, RunOutcome, RunTask, StopReason};
 use lfm_agent::tasks::logsplit;
 use lfm_agent::tasks::tickets::Output;
 use lfm_prompts::Task;
@@ -104,6 +104,7 @@ impl ExtractSetup {
         name: &str,
         w: &logsplit::Window,
         input: &str,
+        observer: Option<&dyn RunObserver>,
     ) -> Result<(RunOutcome, i64)> {
         let user = self.prompts.render_user(&[
             ("first_line", &w.first_line.to_string()),
@@ -118,6 +119,7 @@ impl ExtractSetup {
             check: None,
             narrow: None,
             limits: &limits,
+            observer,
         };
         agent.run("extract", input, &task, &self.system, user)
     }
@@ -169,7 +171,8 @@ pub fn extract(
         .collect();
     s.skipped = windows.len() - todo.len();
     bar.inc(s.skipped as u64);
-    let work = |w: &&logsplit::Window| setup.run(agent, &name, w, &format!("{name}:{}", key(w)));
+    let work =
+        |w: &&logsplit::Window| setup.run(agent, &name, w, &format!("{name}:{}", key(w)), None);
     fanout::each(parallel, &todo, work, |i, result| {
         let key = key(todo[i]);
         bar.inc(1);

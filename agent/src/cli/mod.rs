@@ -23,6 +23,7 @@ mod parallel;
 mod runs;
 mod search;
 mod serve;
+mod serve_tasks;
 mod synth;
 mod tools;
 mod triage;

@@ -1,17 +1,20 @@
 //! `lfm-agent serve --model M [--addr 127.0.0.1:8080]`: the OpenAI-compatible server.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
 use lfm_agent::backend::EngineOptions;
-use lfm_agent::serve::{router, ServeOptions};
+use lfm_agent::config::Config;
+use lfm_agent::serve::{router, ServeOptions, TaskRunner};
 use lfm_engine::sampling::SamplingParams;
 
+use super::agent_args::Agent;
 use super::common::ModelArgs;
 use super::parallel::ParallelArgs;
+use super::serve_tasks::AgentTasks;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -44,6 +47,16 @@ pub struct ServeArgs {
     pub think_budget: usize,
     #[command(flatten)]
     pub parallel: ParallelArgs,
+    /// Offer `POST /v1/agent/tasks`: triage, ask and extract run by the agent over this
+    /// model, with the tools, limits, index and traces of the config.
+    #[arg(long)]
+    pub tasks: bool,
+    /// Config file for --tasks (default: ./lfm-agent.toml when it exists).
+    #[arg(long, value_name = "FILE", requires = "tasks")]
+    pub config: Option<PathBuf>,
+    /// Docs folders to index (incrementally) for --tasks; default `index.docs` of the config.
+    #[arg(long, value_name = "DIR", requires = "tasks")]
+    pub docs: Vec<PathBuf>,
 }
 
 pub fn run(a: ServeArgs) -> Result<()> {
@@ -97,17 +110,35 @@ pub fn run(a: ServeArgs) -> Result<()> {
         thinking: a.think_budget > 0,
         synthetic: model.model.config().synthetic,
     };
+    let tasks: Option<Arc<dyn TaskRunner>> = if a.tasks {
+        let mut config = Config::load(a.config.as_deref())?;
+        config.model.path = Some(a.model.model.clone());
+        config.model.backend = None;
+        let docs = if a.docs.is_empty() {
+            config.docs.clone()
+        } else {
+            a.docs.clone()
+        };
+        let agent = Agent::build_loaded(config, &docs, Some(model.clone()))
+            .context("--tasks: building the agent")?;
+        Some(Arc::new(AgentTasks::new(agent)?))
+    } else {
+        None
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    rt.block_on(async move {
+    // This clone outlives the server's runtime, so that the agent (and its own runtime) is
+    // dropped outside it.
+    let keep_tasks = tasks.clone();
+    let served = rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&a.addr)
             .await
             .with_context(|| format!("--addr {}: cannot listen", a.addr))?;
         let addr = listener.local_addr().context("--addr")?;
-        let (app, _workers) = router(backends, opts, parallel.batcher().cloned());
+        let (app, _workers) = router(backends, opts, parallel.batcher().cloned(), keep_tasks);
         // The first line on stdout, for scripts that start the server on port 0.
         println!(
             "listening on http://{addr} (model {name}, context {context}, {})",
@@ -121,7 +152,9 @@ pub fn run(a: ServeArgs) -> Result<()> {
             })
             .await
             .context("serving")
-    })
+    });
+    drop(tasks);
+    served
 }
 
 fn file_name(p: &Path) -> String {

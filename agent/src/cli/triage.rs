@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use lfm_agent::runner::{RunOutcome, RunTask, Step, StopReason};
+use lfm_agent::runner::{RunObserver, RunOutcome, RunTask, Step, StopReason};
 use lfm_agent::tasks::citations;
 use lfm_agent::tasks::tickets::{self, Output};
 use lfm_prompts::Task;
@@ -113,7 +113,13 @@ impl TriageSetup {
 
     /// Runs one ticket (its fields as a JSON object) through the loop: the outcome and the
     /// trace's run id.
-    pub fn run(&self, agent: &Agent, id: &str, ticket: &Value) -> Result<(RunOutcome, i64)> {
+    pub fn run(
+        &self,
+        agent: &Agent,
+        id: &str,
+        ticket: &Value,
+        observer: Option<&dyn RunObserver>,
+    ) -> Result<(RunOutcome, i64)> {
         let ticket = ticket.to_string();
         let user = self.prompts.render_user(&[("ticket", &ticket)])?;
         let registry = agent.task_tools(&agent.config.triage.tools.clone(), &ticket)?;
@@ -134,6 +140,7 @@ impl TriageSetup {
             check: if cites { Some(&check) } else { None },
             narrow: if cites { Some(&narrow) } else { None },
             limits: &limits,
+            observer,
         };
         agent.run("triage", id, &task, &self.system, user)
     }
@@ -176,7 +183,8 @@ pub fn triage(
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     let started = Instant::now();
-    let work = |t: &&tickets::Ticket| setup.run(agent, &t.id, &Value::Object(t.fields.clone()));
+    let work =
+        |t: &&tickets::Ticket| setup.run(agent, &t.id, &Value::Object(t.fields.clone()), None);
     fanout::each(parallel, &todo, work, |i, result| {
         let t = todo[i];
         bar.set_message(t.id.clone());

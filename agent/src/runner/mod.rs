@@ -134,6 +134,19 @@ pub struct RunTask<'a> {
     pub narrow: Option<&'a AnswerNarrow>,
     /// The limits.
     pub limits: &'a Limits,
+    /// Told of each step as it happens, and asked before each turn whether to stop.
+    pub observer: Option<&'a dyn RunObserver>,
+}
+
+/// Watches a run: each step as it is taken (the server streams them), and a way to stop it
+/// between turns (the client went away).
+pub trait RunObserver: Send + Sync {
+    /// A step was taken.
+    fn step(&self, step: &Step);
+    /// Whether the run should stop before its next turn.
+    fn cancelled(&self) -> bool {
+        false
+    }
 }
 
 /// The text a compacted tool result is replaced with.
@@ -178,6 +191,8 @@ pub enum StopReason {
     MaxTokens,
     /// `max_wall` passed.
     WallTime,
+    /// The observer asked to stop (the client went away).
+    Cancelled,
     /// The same call a third time.
     DoomLoop {
         /// The call, `name(args)`.
@@ -299,6 +314,14 @@ pub async fn run(
     out
 }
 
+/// Records a step and tells the observer.
+fn push_step(out: &mut RunOutcome, observer: Option<&dyn RunObserver>, step: Step) {
+    if let Some(o) = observer {
+        o.step(&step);
+    }
+    out.steps.push(step);
+}
+
 /// The loop itself: fills `out`'s steps, messages and token counts, and returns why it
 /// stopped and the answer.
 async fn drive(
@@ -312,6 +335,7 @@ async fn drive(
         check,
         narrow,
         limits,
+        observer,
     } = *task;
     let started = Instant::now();
     let specs = registry.specs();
@@ -335,6 +359,9 @@ async fn drive(
     for _ in 0..limits.max_steps {
         if started.elapsed() > limits.max_wall {
             return (StopReason::WallTime, None);
+        }
+        if observer.is_some_and(|o| o.cancelled()) {
+            return (StopReason::Cancelled, None);
         }
         let left = limits.max_tokens.saturating_sub(out.completion_tokens);
         if left == 0 {
@@ -367,7 +394,7 @@ async fn drive(
                     };
                     let chars = out.messages[i].content.chars().count();
                     out.messages[i].content = COMPACTED.to_string();
-                    out.steps.push(Step::Compacted { message: i, chars });
+                    push_step(out, observer, Step::Compacted { message: i, chars });
                 }
                 Err(BackendError::Failed(message)) => {
                     return (StopReason::BackendError { message }, None)
@@ -376,12 +403,16 @@ async fn drive(
         };
         out.completion_tokens += turn.completion_tokens;
         out.prompt_tokens += turn.prompt_tokens;
-        out.steps.push(Step::Generate {
-            prompt_tokens: turn.prompt_tokens,
-            completion_tokens: turn.completion_tokens,
-            ms: t.elapsed().as_millis() as u64,
-            text: turn.text.clone(),
-        });
+        push_step(
+            out,
+            observer,
+            Step::Generate {
+                prompt_tokens: turn.prompt_tokens,
+                completion_tokens: turn.completion_tokens,
+                ms: t.elapsed().as_millis() as u64,
+                text: turn.text.clone(),
+            },
+        );
         if guard.thinking_repeats(&turn.text) {
             out.messages.push(Message::new(Role::Assistant, turn.text));
             return (StopReason::RepeatedThinking, None);
@@ -391,7 +422,7 @@ async fn drive(
         if !parsed.errors.is_empty() && parsed.calls.is_empty() {
             for error in parsed.errors {
                 out.messages.push(tool_error(&error));
-                out.steps.push(Step::BadCall { error });
+                push_step(out, observer, Step::BadCall { error });
             }
             continue;
         }
@@ -402,7 +433,7 @@ async fn drive(
                 match guard.seen_call(&key) {
                     guard::Repeat::First => {}
                     guard::Repeat::Second => {
-                        out.steps.push(Step::Redirected { call: key });
+                        push_step(out, observer, Step::Redirected { call: key });
                         out.messages.push(tool_error(&format!(
                             "You already called {} with these arguments; its result is above. Use it to answer, or call something different.",
                             call.name
@@ -417,14 +448,18 @@ async fn drive(
                         Ok(o) => (o.text, true, o.truncated),
                         Err(e) => (tool_error(&e.to_string()).content, false, false),
                     };
-                out.steps.push(Step::ToolCall {
-                    name: call.name,
-                    arguments,
-                    result: result.clone(),
-                    ok,
-                    truncated,
-                    ms: t.elapsed().as_millis() as u64,
-                });
+                push_step(
+                    out,
+                    observer,
+                    Step::ToolCall {
+                        name: call.name,
+                        arguments,
+                        result: result.clone(),
+                        ok,
+                        truncated,
+                        ms: t.elapsed().as_millis() as u64,
+                    },
+                );
                 out.messages.push(Message::new(Role::Tool, result));
             }
             continue;
@@ -452,9 +487,13 @@ async fn drive(
             }
             Err(e) => vec![format!("the answer is not JSON: {e}")],
         };
-        out.steps.push(Step::AnswerRejected {
-            errors: errors.clone(),
-        });
+        push_step(
+            out,
+            observer,
+            Step::AnswerRejected {
+                errors: errors.clone(),
+            },
+        );
         if rejected == limits.answer_retries {
             return (StopReason::InvalidAnswer { errors }, None);
         }

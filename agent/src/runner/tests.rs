@@ -34,6 +34,7 @@ async fn run(
         check: None,
         narrow: None,
         limits,
+        observer: None,
     };
     super::run(b, &task, messages).await
 }
@@ -386,6 +387,7 @@ async fn the_task_check_sends_a_schema_valid_answer_back() {
         check: Some(&check),
         narrow: None,
         limits: &Limits::default(),
+        observer: None,
     };
     let out = super::run(&mut b, &task, start()).await;
     assert_eq!(out.answer, Some(json!({"team": "team-db-1"})));
@@ -467,6 +469,7 @@ async fn each_turn_decodes_under_the_narrowed_schema_and_the_answer_meets_the_ta
         check: None,
         narrow: Some(&narrow),
         limits: &Limits::default(),
+        observer: None,
     };
     let out = super::run(&mut b, &task, start()).await;
     assert_eq!(out.stop, StopReason::Answered);
@@ -492,4 +495,53 @@ async fn each_turn_decodes_under_the_narrowed_schema_and_the_answer_meets_the_ta
     .await;
     assert_eq!(out.stop, StopReason::Answered);
     assert_eq!(b.seen, vec![Some(schema())]);
+}
+
+/// Records the steps it is told of; asks to stop once it has seen `stop_after` of them.
+struct Watcher {
+    seen: std::sync::Mutex<Vec<Step>>,
+    stop_after: usize,
+}
+
+impl RunObserver for Watcher {
+    fn step(&self, step: &Step) {
+        self.seen.lock().unwrap().push(step.clone());
+    }
+    fn cancelled(&self) -> bool {
+        self.seen.lock().unwrap().len() >= self.stop_after
+    }
+}
+
+#[tokio::test]
+async fn the_observer_sees_every_step_as_it_happens_and_can_stop_the_run() {
+    let script = [
+        "<think>Find the owner.</think><|tool_call_start|>[lookup_host(host=\"db-1\")]<|tool_call_end|>",
+        "<think>It is team-db-1.</think>{\"team\": \"team-db-1\"}",
+    ];
+    let (reg, schema, limits) = (registry(), schema(), Limits::default());
+    let watch = |stop_after| Watcher {
+        seen: Default::default(),
+        stop_after,
+    };
+    let task = |w| RunTask {
+        registry: &reg,
+        answer_schema: Some(&schema),
+        check: None,
+        narrow: None,
+        limits: &limits,
+        observer: Some(w),
+    };
+
+    let w = watch(usize::MAX);
+    let out = super::run(&mut Script::new(&script), &task(&w), start()).await;
+    assert_eq!(out.stop, StopReason::Answered);
+    assert_eq!(*w.seen.lock().unwrap(), out.steps, "every step, in order");
+    assert_eq!(out.steps.len(), 3, "turn, call, turn");
+
+    // Stopped before the second turn: the first turn and its call ran, nothing after.
+    let w = watch(2);
+    let out = super::run(&mut Script::new(&script), &task(&w), start()).await;
+    assert_eq!(out.stop, StopReason::Cancelled);
+    assert_eq!(out.answer, None);
+    assert_eq!(out.steps.len(), 2);
 }

@@ -36,6 +36,11 @@ type Parse = fn(&Value) -> Result<ChatJob, ApiError>;
 
 /// Reads and checks the body; an error is the response to send.
 async fn read(s: &AppState, req: Request, parse: Parse) -> Result<ChatJob, ApiError> {
+    parse(&read_body(s, req).await?)
+}
+
+/// Checks the API key, reads the body under the size limit and parses it as JSON.
+pub(super) async fn read_body(s: &AppState, req: Request) -> Result<Value, ApiError> {
     authorized(s, req.headers())?;
     // Refused from its Content-Length before any of it is read, or while reading a body
     // without one.
@@ -51,9 +56,7 @@ async fn read(s: &AppState, req: Request, parse: Parse) -> Result<ChatJob, ApiEr
     let body = axum::body::to_bytes(req.into_body(), s.opts.body_limit)
         .await
         .map_err(|_| too_big())?;
-    let body: Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad("body", format!("not JSON: {e}")))?;
-    parse(&body)
+    serde_json::from_slice(&body).map_err(|e| ApiError::bad("body", format!("not JSON: {e}")))
 }
 
 pub(super) async fn chat(State(s): State<AppState>, req: Request) -> Response {

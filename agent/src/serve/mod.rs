@@ -6,6 +6,8 @@
 //!   `top_p`, `max_tokens`, `seed`. Thinking comes back as `reasoning_content`, LFM2 tool
 //!   calls as `tool_calls`. `stream: true` answers with server-sent events whose deltas add up
 //!   to exactly the non-streamed reply (`reply` and `stream`).
+//! - `POST /v1/agent/tasks` (with `serve --tasks`): runs an agent task (triage, ask, extract)
+//!   and returns its result, or streams its steps (`tasks`).
 //! - `GET /v1/models`, `GET /health`, `GET /metrics` (Prometheus text).
 //!
 //! Engine threads (`--parallel`, one per sequence in flight) each own a session over the
@@ -21,6 +23,7 @@ mod metrics;
 pub mod openai;
 pub mod reply;
 pub mod stream;
+pub mod tasks;
 mod worker;
 
 pub use metrics::Metrics;
@@ -42,6 +45,7 @@ use crate::backend::EngineBackend;
 use crate::runner::Turn;
 use lfm_engine::batch::Batcher;
 use openai::{ApiError, ChatJob};
+pub use tasks::{TaskRequest, TaskRunner};
 
 /// How the server behaves.
 #[derive(Debug, Clone)]
@@ -82,6 +86,10 @@ struct AppState {
     jobs: mpsc::Sender<Job>,
     opts: Arc<ServeOptions>,
     metrics: Arc<Metrics>,
+    /// Runs `/v1/agent/tasks`, when the server offers them.
+    tasks: Option<Arc<dyn TaskRunner>>,
+    /// Agent tasks running or waiting, at most `queue`.
+    task_slots: Arc<tokio::sync::Semaphore>,
 }
 
 /// Sets the flag when dropped: the handler's future is dropped when the client goes away.
@@ -94,11 +102,13 @@ impl Drop for CancelOnDrop {
 }
 
 /// The router over `backends`, each run by its own engine thread (several share their
-/// forward passes through a batcher); the returned handles are the engine threads'.
+/// forward passes through a batcher); the returned handles are the engine threads'. With
+/// `tasks`, `POST /v1/agent/tasks` runs agent tasks through it.
 pub fn router(
     backends: Vec<EngineBackend>,
     opts: ServeOptions,
     batcher: Option<Batcher>,
+    tasks: Option<Arc<dyn TaskRunner>>,
 ) -> (Router, Vec<std::thread::JoinHandle<()>>) {
     let metrics = Arc::new(Metrics {
         batcher,
@@ -116,7 +126,9 @@ pub fn router(
         .collect();
     let state = AppState {
         jobs: tx,
+        task_slots: Arc::new(tokio::sync::Semaphore::new(opts.queue.max(1))),
         opts: opts.clone(),
+        tasks,
         metrics,
     };
     let app = Router::new()
@@ -125,6 +137,7 @@ pub fn router(
         .route("/v1/models", get(models))
         .route("/v1/chat/completions", post(chat::chat))
         .route("/v1/completions", post(chat::completions))
+        .route("/v1/agent/tasks", post(tasks::task))
         .layer(DefaultBodyLimit::max(opts.body_limit))
         .with_state(state);
     (app, workers)

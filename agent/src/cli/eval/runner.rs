@@ -100,7 +100,7 @@ impl Runner {
                 citation,
                 files,
             } => {
-                let (out, id) = setup.run(agent, &case.id, &case.input)?;
+                let (out, id) = setup.run(agent, &case.id, &case.input, None)?;
                 let mut obs = observation(&out, id);
                 if let (Some(field), Some(record)) = (citation, &obs.output) {
                     if let Some(cid) = record.get(field).and_then(Value::as_str) {
@@ -111,7 +111,7 @@ impl Runner {
             }
             Runner::Ask { schema, k, files } => {
                 let question = case.input["question"].as_str().unwrap_or_default();
-                let (out, id) = super::super::ask::ask(agent, question, *k, schema.clone())?;
+                let (out, id) = super::super::ask::ask(agent, question, *k, schema.clone(), None)?;
                 let mut obs = observation(&out, id);
                 if let Some(list) = obs.output.as_ref().and_then(|o| o["citations"].as_array()) {
                     obs.cited = list
@@ -204,7 +204,7 @@ fn extract(agent: &Agent, setup: &ExtractSetup, case: &Case) -> Result<Observati
     };
     for w in windows(agent, text, None) {
         let input = format!("{}:{name}:{}-{}", case.id, w.first_line, w.last_line);
-        let (out, id) = setup.run(agent, &name, &w, &input)?;
+        let (out, id) = setup.run(agent, &name, &w, &input, None)?;
         let o = observation(&out, id);
         obs.steps += o.steps;
         obs.model_ms += o.model_ms;

@@ -188,31 +188,41 @@ def main():
 
     def agent_task():
         # POST /v1/agent/tasks (serve --tasks): whole, then streamed; the streamed steps are
-        # the result's steps, and a bad request names its field.
-        import httpx
+        # the result's steps, and a bad request names its field. Standard library HTTP.
+        import urllib.error
+        import urllib.request
+
         url = a.base_url.rstrip("/") + "/agent/tasks"
-        auth = {"Authorization": f"Bearer {a.api_key}"}
+
+        def post(body):
+            req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST", headers={
+                "Content-Type": "application/json", "Authorization": f"Bearer {a.api_key}"})
+            try:
+                return urllib.request.urlopen(req, timeout=300)
+            except urllib.error.HTTPError as e:
+                return e
+
         ticket = {"id": "INC-1", "subject": "VPN handshake fails", "body": "handshake timed out"}
-        r = httpx.post(url, json={"task": "triage", "input": ticket}, headers=auth, timeout=300)
-        assert r.status_code == 200, r.text
-        whole_run = r.json()
+        r = post({"task": "triage", "input": ticket})
+        assert r.status == 200, r.read()
+        whole_run = json.loads(r.read())
         assert whole_run["task"] == "triage" and whole_run["steps"] and isinstance(whole_run["run"], int), whole_run
-        events = []
-        with httpx.stream("POST", url, json={"task": "triage", "input": ticket, "stream": True}, headers=auth, timeout=300) as s:
-            assert s.headers["content-type"] == "text/event-stream", s.headers
-            event = None
-            for line in s.iter_lines():
-                if line.startswith("event: "):
-                    event = line[7:]
-                elif line.startswith("data: "):
-                    events.append((event, json.loads(line[6:])))
+        r = post({"task": "triage", "input": ticket, "stream": True})
+        assert r.status == 200 and r.headers["content-type"] == "text/event-stream", r.headers
+        events, event = [], None
+        for raw in r:
+            line = raw.decode().rstrip("\n")
+            if line.startswith("event: "):
+                event = line[7:]
+            elif line.startswith("data: "):
+                events.append((event, json.loads(line[6:])))
         kinds = [e for e, _ in events]
         assert kinds[-1] == "result" and kinds.count("step") == len(events) - 1, kinds
         result = events[-1][1]
         assert [d for e, d in events[:-1]] == result["steps"], "streamed steps != the result's steps"
         print(f"    agent task: {len(result['steps'])} steps streamed, stop {result['stop']}, run {result['run']}")
-        bad = httpx.post(url, json={"task": "extract", "input": "a line"}, headers=auth, timeout=60)
-        assert bad.status_code == 400 and bad.json()["error"]["param"] == "schema", bad.text
+        bad = post({"task": "extract", "input": "a line"})
+        assert bad.status == 400 and json.loads(bad.read())["error"]["param"] == "schema", bad
 
     checks = [("plain", plain), ("stream", streamed), ("tools", tools), ("json_schema", json_schema), ("errors", errors)]
     if a.agent_tasks:

@@ -12,13 +12,23 @@
 //! ```
 //! Text that could be the start of a stop string is held back from the stream until it is
 //! known not to be one, so a caller never sees a stop string, even partially.
+//!
+//! With [`GenerateOptions::draft`] and greedy sampling, the step after a token may check a
+//! prompt-lookup draft ([`crate::lookup`]) instead of decoding one token: one forward pass over
+//! the token and the draft gives the logits at every drafted position; each is masked by the
+//! grammar and sampled as it would have been alone, and the draft is taken up to the first
+//! token the sampler would not have picked. If it is not taken whole, the session is rolled
+//! back to the snapshot before the pass and the taken tokens are run again, so the session
+//! always holds exactly the tokens taken. The tokens are the same as without drafts.
 
 use std::time::Instant;
 
 use crate::constraint::GrammarMatcher;
 use crate::error::{Error, Result};
+use crate::lookup::{self, DraftOptions};
+use crate::model::Logits;
 use crate::sampling::{Sampler, SamplingParams};
-use crate::session::Session;
+use crate::session::{Session, Snapshot};
 use crate::text::{TextStream, Tokenizer};
 
 /// How to generate.
@@ -34,6 +44,8 @@ pub struct GenerateOptions {
     pub stop_strings: Vec<String>,
     /// Prefill chunk size.
     pub prefill_chunk: usize,
+    /// Check prompt-lookup drafts (greedy sampling only; ignored otherwise).
+    pub draft: Option<DraftOptions>,
 }
 
 impl Default for GenerateOptions {
@@ -44,6 +56,7 @@ impl Default for GenerateOptions {
             stop_tokens: vec![crate::text::special::IM_END],
             stop_strings: Vec::new(),
             prefill_chunk: 512,
+            draft: None,
         }
     }
 }
@@ -90,6 +103,12 @@ pub struct Generation {
     pub decode_steps: usize,
     /// Tokens the grammar forced without sampling (fast-forward).
     pub forced_tokens: usize,
+    /// Forward passes that checked a draft.
+    pub draft_passes: usize,
+    /// Tokens proposed by drafts.
+    pub draft_proposed: usize,
+    /// Drafted tokens taken.
+    pub draft_accepted: usize,
     /// With a constraint: microseconds spent computing each token mask.
     pub mask_micros: Vec<u32>,
     /// With a constraint: whether the output is a complete match. A generation cut by
@@ -106,6 +125,16 @@ impl Generation {
     /// Tokens per second of decode.
     pub fn decode_tok_s(&self) -> f64 {
         rate(self.decode_steps, self.decode_secs)
+    }
+
+    /// Drafted tokens taken per pass that checked a draft (each such pass also yields the
+    /// token it was run for).
+    pub fn accepted_per_draft_pass(&self) -> f64 {
+        if self.draft_passes == 0 {
+            0.0
+        } else {
+            self.draft_accepted as f64 / self.draft_passes as f64
+        }
     }
 }
 
@@ -200,6 +229,105 @@ impl Output<'_> {
     }
 }
 
+/// Takes a chosen token: ends generation at a stop token, a stop string or `max_tokens`,
+/// else records it (grammar, text, stream).
+fn take(
+    token: u32,
+    out: &mut Generation,
+    text: &mut Output<'_>,
+    matcher: Option<&mut GrammarMatcher>,
+    opts: &GenerateOptions,
+    on_text: &mut dyn FnMut(&str),
+) -> Result<Option<FinishReason>> {
+    if opts.stop_tokens.contains(&token) {
+        return Ok(Some(FinishReason::StopToken(token)));
+    }
+    if let Some(m) = matcher {
+        m.accept(token)?;
+    }
+    if let Some(s) = text.push(out, token, &opts.stop_strings, on_text)? {
+        return Ok(Some(FinishReason::StopString(s)));
+    }
+    if out.tokens.len() >= opts.max_tokens {
+        return Ok(Some(FinishReason::Length));
+    }
+    Ok(None)
+}
+
+/// Rolls `session` back to `snap` and runs `replay` (the tokens taken since): the last
+/// position's logits, or none when there is nothing to run.
+fn settle(session: &mut Session, snap: &Snapshot, replay: &[u32]) -> Result<Option<Vec<f32>>> {
+    session.restore(snap)?;
+    if replay.is_empty() {
+        return Ok(None);
+    }
+    let l = session.forward(replay, Logits::Last)?;
+    Ok(Some(l.flatten_all()?.to_vec1()?))
+}
+
+/// After `token` was taken: what ended generation inside the draft, or the next logits.
+enum Step {
+    Next(Vec<f32>),
+    Finished(FinishReason),
+}
+
+/// Runs `token` and checks `draft` after it in the same pass (see the module docs).
+#[allow(clippy::too_many_arguments)]
+fn check_draft(
+    session: &mut Session,
+    token: u32,
+    draft: &[u32],
+    sampler: &mut Sampler,
+    out: &mut Generation,
+    text: &mut Output<'_>,
+    mut matcher: Option<&mut GrammarMatcher>,
+    opts: &GenerateOptions,
+    on_text: &mut dyn FnMut(&str),
+) -> Result<Step> {
+    let snap = session.snapshot();
+    let base = session.tokens().len();
+    let mut chunk = Vec::with_capacity(draft.len() + 1);
+    chunk.push(token);
+    chunk.extend_from_slice(draft);
+    let rows: Vec<Vec<f32>> = session.forward(&chunk, Logits::All)?.to_vec2()?;
+    out.decode_steps += 1;
+    out.draft_passes += 1;
+    out.draft_proposed += draft.len();
+    let mut taken = 0;
+    for (j, &d) in draft.iter().enumerate() {
+        let mut row = rows[j].clone();
+        if let Some(m) = matcher.as_deref_mut() {
+            // Where the grammar forces tokens, the loop fast-forwards them instead.
+            if m.is_stopped() || !m.forced_tokens().is_empty() {
+                break;
+            }
+            let t = Instant::now();
+            m.mask_logits(&mut row)?;
+            out.mask_micros
+                .push(t.elapsed().as_micros().min(u32::MAX as u128) as u32);
+        }
+        let pick = sampler.sample(&row, &session.tokens()[..base + j + 1])?;
+        if pick != d {
+            break;
+        }
+        taken += 1;
+        out.draft_accepted += 1;
+        if let Some(f) = take(d, out, text, matcher.as_deref_mut(), opts, on_text)? {
+            // The session holds every taken token but the last, as when decoding one by one.
+            settle(session, &snap, &chunk[..taken])?;
+            return Ok(Step::Finished(f));
+        }
+    }
+    if taken == draft.len() {
+        return Ok(Step::Next(rows[taken].clone()));
+    }
+    out.decode_steps += 1;
+    let logits = settle(session, &snap, &chunk[..=taken])?;
+    logits
+        .map(Step::Next)
+        .ok_or_else(|| Error::arg("draft", "nothing to run after a rollback"))
+}
+
 fn run(
     session: &mut Session,
     tokenizer: Option<&Tokenizer>,
@@ -215,6 +343,8 @@ fn run(
         return Err(Error::arg("stop", "stop strings must not be empty"));
     }
     let mut sampler = Sampler::new(opts.sampling.clone())?;
+    // Drafts keep the output identical only when each pick is the argmax.
+    let drafts = opts.draft.filter(|_| opts.sampling.temperature <= 0.0);
     let t0 = Instant::now();
     let mut logits = session.prefill(prompt, opts.prefill_chunk)?;
     let prefill_secs = t0.elapsed().as_secs_f64();
@@ -228,6 +358,9 @@ fn run(
         decode_secs: 0.0,
         decode_steps: 0,
         forced_tokens: 0,
+        draft_passes: 0,
+        draft_proposed: 0,
+        draft_accepted: 0,
         mask_micros: Vec::new(),
         constraint_complete: None,
     };
@@ -268,7 +401,7 @@ fn run(
                     break;
                 }
                 let t = Instant::now();
-                let l = session.forward(&forced, crate::model::Logits::Last)?;
+                let l = session.forward(&forced, Logits::Last)?;
                 logits = l.flatten_all()?.to_vec1()?;
                 out.decode_secs += t.elapsed().as_secs_f64();
                 out.decode_steps += 1;
@@ -280,25 +413,60 @@ fn run(
                 .push(t.elapsed().as_micros().min(u32::MAX as u128) as u32);
         }
         let token = sampler.sample(&logits, session.tokens())?;
-        if opts.stop_tokens.contains(&token) {
-            out.finish_reason = FinishReason::StopToken(token);
-            break;
-        }
-        if let Some(m) = matcher.as_deref_mut() {
-            m.accept(token)?;
-        }
-        if let Some(s) = text.push(&mut out, token, stops, on_text)? {
-            out.finish_reason = FinishReason::StopString(s);
-            break;
-        }
-        if out.tokens.len() >= opts.max_tokens {
-            out.finish_reason = FinishReason::Length;
+        if let Some(f) = take(
+            token,
+            &mut out,
+            &mut text,
+            matcher.as_deref_mut(),
+            opts,
+            on_text,
+        )? {
+            out.finish_reason = f;
             break;
         }
         let t = Instant::now();
-        logits = session.decode(token)?;
+        let draft = match drafts {
+            // No draft where the grammar forces what comes next (the loop fast-forwards it).
+            Some(d)
+                if matcher
+                    .as_deref_mut()
+                    .is_none_or(|m| m.forced_tokens().is_empty()) =>
+            {
+                let mut history = session.tokens().to_vec();
+                history.push(token);
+                let room =
+                    (session.context() - history.len()).min(opts.max_tokens - out.tokens.len());
+                let mut v = lookup::draft(&history, &d);
+                v.truncate(room);
+                v
+            }
+            _ => Vec::new(),
+        };
+        if draft.is_empty() {
+            logits = session.decode(token)?;
+            out.decode_steps += 1;
+        } else {
+            let step = check_draft(
+                session,
+                token,
+                &draft,
+                &mut sampler,
+                &mut out,
+                &mut text,
+                matcher.as_deref_mut(),
+                opts,
+                on_text,
+            )?;
+            match step {
+                Step::Next(l) => logits = l,
+                Step::Finished(f) => {
+                    out.decode_secs += t.elapsed().as_secs_f64();
+                    out.finish_reason = f;
+                    break;
+                }
+            }
+        }
         out.decode_secs += t.elapsed().as_secs_f64();
-        out.decode_steps += 1;
     }
     text.finish(&mut out, on_text)?;
     if let Some(m) = matcher {
@@ -308,7 +476,6 @@ fn run(
     Ok(out)
 }
 
-/// Earliest stop string in `text`: its byte offset and the string.
 fn find_stop(text: &str, stops: &[String]) -> Option<(usize, String)> {
     stops
         .iter()

@@ -42,6 +42,7 @@ pub mod error;
 pub mod folder;
 pub mod generate;
 pub mod gguf;
+pub mod lookup;
 pub mod model;
 pub mod quant;
 pub mod sampling;

@@ -129,6 +129,7 @@ fn measure(m: &LoadedModel, r: &Reference, suffix: &str) -> Measured {
         stop_tokens: Vec::new(),
         stop_strings: Vec::new(),
         prefill_chunk: 4,
+        draft: None,
     };
     let out = generate(&mut s, None, &prompt, &opts, &mut |_| {}).unwrap();
     Measured {

@@ -36,6 +36,8 @@ enum BenchSub {
     Retrieval(super::bench_retrieval::RetrievalBenchArgs),
     /// Time to first token with and without a prefix-cache hit on a shared system prompt.
     Prefix(super::bench_prefix::PrefixBenchArgs),
+    /// Prompt-lookup drafts checked in one pass, against one token at a time.
+    Draft(super::bench_draft::DraftBenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -68,6 +70,7 @@ pub fn run(c: BenchCmd) -> Result<()> {
         Some(BenchSub::Constraint(a)) => constraint(a),
         Some(BenchSub::Retrieval(a)) => super::bench_retrieval::run(a),
         Some(BenchSub::Prefix(a)) => super::bench_prefix::run(a),
+        Some(BenchSub::Draft(a)) => super::bench_draft::run(a),
         None => super::bench_model::run(c.model),
     }
 }

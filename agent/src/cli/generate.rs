@@ -124,6 +124,16 @@ pub fn run(a: GenerateArgs) -> Result<()> {
             if out.decode_secs > 0.0 { out.tokens.len().saturating_sub(1) as f64 / out.decode_secs } else { 0.0 },
             out.finish_reason.as_str()
         );
+        if out.draft_passes > 0 || opts.draft.is_some() {
+            eprintln!(
+                "drafts: {} passes checked {} drafted tokens, took {} ({:.2} per pass, {:.2} tokens per forward pass overall)",
+                out.draft_passes,
+                out.draft_proposed,
+                out.draft_accepted,
+                out.accepted_per_draft_pass(),
+                if out.decode_steps > 0 { out.tokens.len().saturating_sub(1) as f64 / out.decode_steps as f64 } else { 0.0 },
+            );
+        }
     }
     Ok(())
 }

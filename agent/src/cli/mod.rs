@@ -4,6 +4,7 @@ mod agent_args;
 mod ask;
 mod bench;
 mod bench_batch;
+mod bench_draft;
 mod bench_model;
 mod bench_prefix;
 mod bench_retrieval;

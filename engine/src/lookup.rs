@@ -1,0 +1,100 @@
+//! Prompt-lookup drafts: guesses of the next tokens taken from the text so far.
+//!
+//! Output that copies its input (extraction copies log lines, ids and timestamps into JSON)
+//! repeats spans of the prompt. Where the last few tokens generated also occur earlier, the
+//! tokens that followed them there are a likely continuation. The generation loop checks such
+//! a draft in one forward pass ([`crate::generate`]): the pass gives the logits at every
+//! drafted position, the sampler picks what it would have picked one token at a time, and the
+//! draft is accepted up to the first disagreement. Greedy output is the same with and without
+//! drafts; a pass that accepts `a` of `k` drafted tokens yields `a + 1` tokens.
+
+/// How drafts are made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DraftOptions {
+    /// Most tokens proposed per draft.
+    pub max_tokens: usize,
+    /// The longest suffix looked up, in tokens (tried first).
+    pub max_ngram: usize,
+    /// The shortest suffix looked up; shorter matches are too weak to be worth a pass.
+    pub min_ngram: usize,
+}
+
+impl Default for DraftOptions {
+    fn default() -> Self {
+        DraftOptions {
+            max_tokens: 8,
+            max_ngram: 4,
+            min_ngram: 2,
+        }
+    }
+}
+
+/// The draft for `history`: for `n` from `max_ngram` down to `min_ngram`, the tokens that
+/// followed the most recent earlier occurrence of its last `n` tokens, `max_tokens` of them.
+/// A match near the end runs on into the draft itself, so a repeating pattern is drafted for
+/// as long as it repeats (`a b a b` drafts `a b a b ...`). Empty when nothing matches.
+pub fn draft(history: &[u32], opts: &DraftOptions) -> Vec<u32> {
+    let len = history.len();
+    if opts.max_tokens == 0 || opts.min_ngram == 0 {
+        return Vec::new();
+    }
+    for n in (opts.min_ngram..=opts.max_ngram.min(len.saturating_sub(1))).rev() {
+        let suffix = &history[len - n..];
+        // Latest first: the nearest repeat is the likeliest continuation.
+        for start in (0..len - n).rev() {
+            if &history[start..start + n] == suffix {
+                let from = start + n;
+                let mut out = Vec::with_capacity(opts.max_tokens);
+                for i in 0..opts.max_tokens {
+                    let at = from + i;
+                    // `from < len`, so `at - len < i`: the draft so far supplies it.
+                    let t = if at < len { history[at] } else { out[at - len] };
+                    out.push(t);
+                }
+                return out;
+            }
+        }
+    }
+    Vec::new()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const O: DraftOptions = DraftOptions {
+        max_tokens: 3,
+        max_ngram: 3,
+        min_ngram: 2,
+    };
+
+    #[test]
+    fn the_longest_latest_match_gives_the_draft() {
+        //           0  1  2  3  4  5  6  7  8  9
+        let h = [5, 6, 7, 8, 9, 1, 6, 7, 2, 6, 7];
+        // [6, 7] occurs at 6 (latest) and at 1: the latest wins.
+        assert_eq!(draft(&h, &O), [2, 6, 7]);
+        // A 3-gram match wins over a later 2-gram one.
+        let h = [1, 2, 3, 4, 9, 2, 3, 8, 1, 2, 3];
+        assert_eq!(draft(&h, &O), [4, 9, 2]);
+    }
+
+    #[test]
+    fn drafts_run_on_into_themselves_and_need_the_minimum_ngram() {
+        let h = [4, 5, 6, 4, 5];
+        assert_eq!(draft(&h, &O), [6, 4, 5]);
+        // A period-1 and a period-2 loop are drafted for the whole length.
+        assert_eq!(draft(&[9, 7, 7, 7], &O), [7, 7, 7]);
+        let long = DraftOptions { max_tokens: 5, ..O };
+        assert_eq!(draft(&[1, 2, 1, 2], &long), [1, 2, 1, 2, 1]);
+        let h = [4, 5, 6, 5];
+        assert!(
+            draft(&h, &O).is_empty(),
+            "a 1-token match is below min_ngram"
+        );
+        let one = DraftOptions { min_ngram: 1, ..O };
+        assert_eq!(draft(&h, &one), [6, 5, 6]);
+        assert!(draft(&[], &O).is_empty());
+        assert!(draft(&[1], &one).is_empty());
+    }
+}

@@ -14,6 +14,7 @@
 //! think_budget = 512                       # thinking tokens per turn (0: no thinking)
 //! ctx = 16384
 //! temperature = 0.1                        # also top_k, top_p, min_p, repetition_penalty, seed
+//! draft = 8                                # prompt-lookup drafts of up to 8 tokens (temperature 0 only)
 //!
 //! [index]
 //! path = ".lfm-agent/index"
@@ -111,6 +112,7 @@ pub struct RawModel {
     pub min_p: Option<f32>,
     pub repetition_penalty: Option<f32>,
     pub seed: Option<u64>,
+    pub draft: Option<usize>,
 }
 
 /// `[index]`

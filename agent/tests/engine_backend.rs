@@ -29,6 +29,7 @@ fn backend(think: usize, seed: u64) -> (EngineBackend, Arc<LoadedModel>) {
             },
             context: 4096,
             prefill_chunk: 256,
+            draft: None,
         },
     )
     .unwrap();

@@ -25,10 +25,10 @@ use std::time::Instant;
 
 use crate::constraint::GrammarMatcher;
 use crate::error::{Error, Result};
-use crate::lookup::{self, DraftOptions};
+use crate::lookup::{self, DraftOptions, Verdict};
 use crate::model::Logits;
 use crate::sampling::{Sampler, SamplingParams};
-use crate::session::{Session, Snapshot};
+use crate::session::Session;
 use crate::text::{TextStream, Tokenizer};
 
 /// How to generate.
@@ -254,17 +254,6 @@ fn take(
     Ok(None)
 }
 
-/// Rolls `session` back to `snap` and runs `replay` (the tokens taken since): the last
-/// position's logits, or none when there is nothing to run.
-fn settle(session: &mut Session, snap: &Snapshot, replay: &[u32]) -> Result<Option<Vec<f32>>> {
-    session.restore(snap)?;
-    if replay.is_empty() {
-        return Ok(None);
-    }
-    let l = session.forward(replay, Logits::Last)?;
-    Ok(Some(l.flatten_all()?.to_vec1()?))
-}
-
 /// After `token` was taken: what ended generation inside the draft, or the next logits.
 enum Step {
     Next(Vec<f32>),
@@ -284,48 +273,40 @@ fn check_draft(
     opts: &GenerateOptions,
     on_text: &mut dyn FnMut(&str),
 ) -> Result<Step> {
-    let snap = session.snapshot();
-    let base = session.tokens().len();
-    let mut chunk = Vec::with_capacity(draft.len() + 1);
-    chunk.push(token);
-    chunk.extend_from_slice(draft);
-    let rows: Vec<Vec<f32>> = session.forward(&chunk, Logits::All)?.to_vec2()?;
-    out.decode_steps += 1;
     out.draft_passes += 1;
     out.draft_proposed += draft.len();
-    let mut taken = 0;
-    for (j, &d) in draft.iter().enumerate() {
-        let mut row = rows[j].clone();
+    let mut finish = None;
+    let checked = lookup::check(session, token, draft, |j, row, history| {
         if let Some(m) = matcher.as_deref_mut() {
             // Where the grammar forces tokens, the loop fast-forwards them instead.
             if m.is_stopped() || !m.forced_tokens().is_empty() {
-                break;
+                return Ok(Verdict::Reject);
             }
             let t = Instant::now();
-            m.mask_logits(&mut row)?;
+            m.mask_logits(row)?;
             out.mask_micros
                 .push(t.elapsed().as_micros().min(u32::MAX as u128) as u32);
         }
-        let pick = sampler.sample(&row, &session.tokens()[..base + j + 1])?;
-        if pick != d {
-            break;
+        if sampler.sample(row, history)? != draft[j] {
+            return Ok(Verdict::Reject);
         }
-        taken += 1;
         out.draft_accepted += 1;
-        if let Some(f) = take(d, out, text, matcher.as_deref_mut(), opts, on_text)? {
-            // The session holds every taken token but the last, as when decoding one by one.
-            settle(session, &snap, &chunk[..taken])?;
-            return Ok(Step::Finished(f));
-        }
+        Ok(
+            match take(draft[j], out, text, matcher.as_deref_mut(), opts, on_text)? {
+                Some(f) => {
+                    finish = Some(f);
+                    Verdict::Last
+                }
+                None => Verdict::Take,
+            },
+        )
+    })?;
+    out.decode_steps += checked.passes;
+    match (finish, checked.logits) {
+        (Some(f), _) => Ok(Step::Finished(f)),
+        (None, Some(l)) => Ok(Step::Next(l)),
+        (None, None) => Err(Error::arg("draft", "no logits after a checked draft")),
     }
-    if taken == draft.len() {
-        return Ok(Step::Next(rows[taken].clone()));
-    }
-    out.decode_steps += 1;
-    let logits = settle(session, &snap, &chunk[..=taken])?;
-    logits
-        .map(Step::Next)
-        .ok_or_else(|| Error::arg("draft", "nothing to run after a rollback"))
 }
 
 fn run(

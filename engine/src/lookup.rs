@@ -7,6 +7,18 @@
 //! drafted position, the sampler picks what it would have picked one token at a time, and the
 //! draft is accepted up to the first disagreement. Greedy output is the same with and without
 //! drafts; a pass that accepts `a` of `k` drafted tokens yields `a + 1` tokens.
+//!
+//! [`check`] is that pass, for any caller's loop: the caller's `judge` decides about each
+//! drafted token from its position's logits, and `check` keeps the session exactly at the
+//! tokens taken (rolling back to a snapshot and running them again when the draft was not
+//! taken whole).
+
+use candle_core::Tensor;
+
+use crate::batch::BatchedSession;
+use crate::error::{Error, Result};
+use crate::model::Logits;
+use crate::session::{Session, Snapshot};
 
 /// How drafts are made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +68,132 @@ pub fn draft(history: &[u32], opts: &DraftOptions) -> Vec<u32> {
         }
     }
     Vec::new()
+}
+
+/// A session a draft can be checked on, alone or in a batch.
+pub trait Verify {
+    /// Saves the current point.
+    fn snapshot(&self) -> Result<Snapshot>;
+    /// Returns to a saved point.
+    fn restore(&mut self, snap: &Snapshot) -> Result<()>;
+    /// Runs `tokens` as one chunk.
+    fn forward(&mut self, tokens: &[u32], want: Logits) -> Result<Tensor>;
+    /// Tokens consumed.
+    fn tokens(&self) -> &[u32];
+}
+
+impl Verify for Session {
+    fn snapshot(&self) -> Result<Snapshot> {
+        Ok(Session::snapshot(self))
+    }
+    fn restore(&mut self, snap: &Snapshot) -> Result<()> {
+        Session::restore(self, snap)
+    }
+    fn forward(&mut self, tokens: &[u32], want: Logits) -> Result<Tensor> {
+        Session::forward(self, tokens, want)
+    }
+    fn tokens(&self) -> &[u32] {
+        Session::tokens(self)
+    }
+}
+
+impl Verify for BatchedSession {
+    fn snapshot(&self) -> Result<Snapshot> {
+        BatchedSession::snapshot(self)
+    }
+    fn restore(&mut self, snap: &Snapshot) -> Result<()> {
+        BatchedSession::restore(self, snap)
+    }
+    fn forward(&mut self, tokens: &[u32], want: Logits) -> Result<Tensor> {
+        BatchedSession::forward(self, tokens, want)
+    }
+    fn tokens(&self) -> &[u32] {
+        BatchedSession::tokens(self)
+    }
+}
+
+/// What the caller makes of one drafted token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Taken; go on to the next.
+    Take,
+    /// Taken, and generation ends with it (it is kept but not run).
+    Last,
+    /// Not taken; neither is anything after it.
+    Reject,
+}
+
+/// What a checked draft came to.
+#[derive(Debug)]
+pub struct Checked {
+    /// Drafted tokens taken.
+    pub taken: usize,
+    /// Whether the last one taken ended generation.
+    pub finished: bool,
+    /// The logits after the last token run, unless generation ended.
+    pub logits: Option<Vec<f32>>,
+    /// Forward passes run: 1, or 2 after a rollback.
+    pub passes: usize,
+}
+
+/// Runs `token` (taken, not yet run) followed by `draft` in one pass, and asks `judge` about
+/// each drafted token in order with the logits at its position (the caller may mask them)
+/// and the tokens before it. Afterwards `session` holds `token` and every drafted token
+/// taken, except a last one that ended generation.
+pub fn check<S: Verify + ?Sized>(
+    session: &mut S,
+    token: u32,
+    draft: &[u32],
+    mut judge: impl FnMut(usize, &mut [f32], &[u32]) -> Result<Verdict>,
+) -> Result<Checked> {
+    let snap = session.snapshot()?;
+    let base = session.tokens().len();
+    let mut chunk = Vec::with_capacity(draft.len() + 1);
+    chunk.push(token);
+    chunk.extend_from_slice(draft);
+    let mut rows: Vec<Vec<f32>> = session.forward(&chunk, Logits::All)?.to_vec2()?;
+    let mut taken = 0;
+    let mut finished = false;
+    for (j, row) in rows.iter_mut().enumerate().take(draft.len()) {
+        let verdict = judge(j, row, &session.tokens()[..base + j + 1])?;
+        match verdict {
+            Verdict::Take => taken += 1,
+            Verdict::Last => {
+                taken += 1;
+                finished = true;
+                break;
+            }
+            Verdict::Reject => break,
+        }
+    }
+    if taken == draft.len() && !finished {
+        return Ok(Checked {
+            taken,
+            finished,
+            logits: rows.pop(),
+            passes: 1,
+        });
+    }
+    // Back to before the pass, then run what was taken (a last token is kept, not run).
+    session.restore(&snap)?;
+    let replay = if finished {
+        &chunk[..taken]
+    } else {
+        &chunk[..=taken]
+    };
+    let logits = match replay {
+        [] => None,
+        r => Some(session.forward(r, Logits::Last)?.flatten_all()?.to_vec1()?),
+    };
+    if !finished && logits.is_none() {
+        return Err(Error::arg("draft", "nothing to run after a rollback"));
+    }
+    Ok(Checked {
+        taken,
+        finished,
+        logits: if finished { None } else { logits },
+        passes: 2,
+    })
 }
 
 #[cfg(test)]

@@ -29,6 +29,7 @@ use std::time::Instant;
 use lfm_engine::batch::{BatchedSession, Batcher, Claim, Member, Prefix, SharedPrefixes};
 use lfm_engine::constraint::{ConstraintCompiler, ConstraintSpec, GrammarMatcher};
 use lfm_engine::folder::LoadedModel;
+use lfm_engine::lookup::{self, DraftOptions, Verdict};
 use lfm_engine::model::Logits;
 use lfm_engine::sampling::{Sampler, SamplingParams};
 use lfm_engine::session::{Session, Snapshot};
@@ -53,6 +54,9 @@ pub struct EngineOptions {
     pub context: usize,
     /// Prefill chunk.
     pub prefill_chunk: usize,
+    /// Check prompt-lookup drafts while decoding under a grammar (greedy sampling only; the
+    /// output is the same, faster where it copies the prompt, as extraction does).
+    pub draft: Option<DraftOptions>,
 }
 
 /// The embedded engine.
@@ -392,6 +396,7 @@ impl EngineBackend {
             out: Vec::new(),
             budget: max_tokens,
             times: Times::default(),
+            draft: None,
         };
         while d.left() > 0 {
             let t = d.draw(false)?;
@@ -473,6 +478,8 @@ struct Decoder<'a> {
     budget: usize,
     /// Where the time went, for the debug log.
     times: Times,
+    /// Prompt-lookup drafts, when on and sampling is greedy.
+    draft: Option<DraftOptions>,
 }
 
 /// Seconds spent per phase of a turn.
@@ -561,6 +568,82 @@ impl Decoder<'_> {
         Ok(())
     }
 
+    /// Runs a drawn token the grammar accepted; with drafts on, checks a prompt-lookup draft
+    /// after it in the same pass (`lfm_engine::lookup`): each drafted token is masked, drawn
+    /// and accepted as it would have been alone, and taken only if it is what was drawn.
+    fn push_drafted(&mut self, token: u32, m: &mut GrammarMatcher) -> Result<(), BackendError> {
+        let Some(opts) = self.draft else {
+            return self.push(token);
+        };
+        // Where the grammar forces what comes next, the loop fast-forwards it instead.
+        if !timed(&mut self.times.grammar, || m.forced_tokens()).is_empty() {
+            return self.push(token);
+        }
+        let mut history = self.session.tokens().to_vec();
+        history.push(token);
+        let room = (self.session.context().saturating_sub(history.len()))
+            .min(self.left().saturating_sub(1));
+        let mut draft = lookup::draft(&history, &opts);
+        draft.truncate(room);
+        if draft.is_empty() {
+            return self.push(token);
+        }
+        if self.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+            return Err(BackendError::Failed("cancelled".into()));
+        }
+        self.out.push(token);
+        self.observe();
+        if self.stopped {
+            return Ok(());
+        }
+        let Decoder {
+            session,
+            sampler,
+            stop_tokens,
+            observer,
+            stopped,
+            out,
+            budget,
+            times,
+            ..
+        } = self;
+        let t0 = Instant::now();
+        let checked = lookup::check(&mut **session, token, &draft, |j, row, history| {
+            if m.is_stopped() || !m.forced_tokens().is_empty() {
+                return Ok(Verdict::Reject);
+            }
+            m.mask_logits(row)?;
+            let pick = sampler.sample(row, history)?;
+            // An end token is left to the loop, which draws it again and ends the turn.
+            if pick != draft[j] || stop_tokens.contains(&pick) {
+                return Ok(Verdict::Reject);
+            }
+            m.accept(pick)?;
+            out.push(pick);
+            if let Some((f, tok)) = observer {
+                if !f(&Generated { tokens: out, tok }) {
+                    *stopped = true;
+                }
+            }
+            Ok(if *stopped || m.is_stopped() || out.len() >= *budget {
+                Verdict::Last
+            } else {
+                Verdict::Take
+            })
+        })
+        .map_err(|e| failed("decode", e))?;
+        times.forward += t0.elapsed().as_secs_f64();
+        tracing::trace!(
+            drafted = draft.len(),
+            taken = checked.taken,
+            "draft checked"
+        );
+        if let Some(l) = checked.logits {
+            self.logits = l;
+        }
+        Ok(())
+    }
+
     /// Decodes under `m` until it completes, an end token, or the budget.
     fn constrained(&mut self, m: &mut GrammarMatcher) -> Result<(), BackendError> {
         let gf = |e: lfm_engine::Error| failed("constraint", e);
@@ -588,7 +671,7 @@ impl Decoder<'_> {
                 self.observe();
                 break;
             }
-            self.push(t)?;
+            self.push_drafted(t, m)?;
         }
         Ok(())
     }
@@ -661,6 +744,10 @@ impl Backend for EngineBackend {
             out: Vec::new(),
             budget: req.max_tokens,
             times: Times::default(),
+            draft: self
+                .opts
+                .draft
+                .filter(|_| self.opts.sampling.temperature <= 0.0),
         };
         // Thinking takes at most half of what the turn has left, so the call or the answer
         // always has room.

@@ -57,6 +57,11 @@ pub struct AgentArgs {
     /// Sampling temperature; overrides `model.temperature`.
     #[arg(long)]
     pub temperature: Option<f32>,
+    /// Check prompt-lookup drafts of up to K tokens in one pass while decoding answers (at
+    /// temperature 0 only: the output is the same, faster where it copies the input, as
+    /// extraction does); overrides `model.draft`. 0: off.
+    #[arg(long, value_name = "K")]
+    pub draft: Option<usize>,
     /// Index folder; overrides `index.path`.
     #[arg(long, value_name = "DIR")]
     pub index: Option<PathBuf>,
@@ -107,6 +112,7 @@ impl AgentArgs {
             };
         }
         over!(think_budget => model.think_budget, ctx => model.ctx, seed => model.seed,
+              draft => model.draft,
               temperature => model.temperature, index => index, traces => traces,
               max_steps => limits.max_steps, max_tokens => limits.max_tokens,
               max_turn_tokens => limits.max_turn_tokens);
@@ -275,6 +281,13 @@ impl Agent {
             sampling: sampling(m),
             context,
             prefill_chunk: 512,
+            draft: mc
+                .draft
+                .filter(|&k| k > 0)
+                .map(|k| lfm_engine::lookup::DraftOptions {
+                    max_tokens: k,
+                    ..Default::default()
+                }),
         };
         let think = mc.think_budget.unwrap_or(256);
         let tok = planner.tokenizer.clone();

@@ -158,6 +158,7 @@ pub fn run(a: PrefixBenchArgs) -> Result<()> {
         sampling: SamplingParams::default(),
         context,
         prefill_chunk: 512,
+        draft: None,
     };
     let backend = || {
         EngineBackend::new(model.clone(), opts.clone())

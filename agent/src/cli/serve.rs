@@ -84,6 +84,7 @@ pub fn run(a: ServeArgs) -> Result<()> {
             sampling: sampling.clone(),
             context,
             prefill_chunk: 512,
+            draft: None,
         },
     )?;
     let mut keys = a.api_keys.clone();

@@ -14,7 +14,7 @@
 //! think_budget = 512                       # thinking tokens per turn (0: no thinking)
 //! ctx = 16384
 //! temperature = 0.1                        # also top_k, top_p, min_p, repetition_penalty, seed
-//! draft = 8                                # prompt-lookup drafts of up to 8 tokens (temperature 0 only)
+//! draft = 4                                # prompt-lookup drafts of up to 4 tokens (temperature 0 only)
 //!
 //! [index]
 //! path = ".lfm-agent/index"

@@ -33,8 +33,10 @@ pub struct DraftOptions {
 
 impl Default for DraftOptions {
     fn default() -> Self {
+        // On a CPU a pass over k + 1 tokens is not free: on 2 cores over the 1.2B Q4_0 it
+        // costs 2.2x a one-token step at k = 3 and 6.5x at k = 8, so short drafts pay first.
         DraftOptions {
-            max_tokens: 8,
+            max_tokens: 4,
             max_ngram: 4,
             min_ngram: 2,
         }

@@ -93,7 +93,7 @@ fn same(a: &(Generation, String, Vec<u32>), b: &(Generation, String, Vec<u32>), 
 #[test]
 fn greedy_output_is_the_same_with_drafts_and_drafts_are_taken() {
     let mut accepted = 0;
-    // Consecutive limits: drafts are 8 tokens long, so some of these cut inside one.
+    // Consecutive limits: drafts are 4 tokens long, so some of these cut inside one.
     let cuts = (60..69).map(|n| (LOG, n));
     let others = [
         (LOG, 160),

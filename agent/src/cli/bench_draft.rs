@@ -36,7 +36,7 @@ pub struct DraftBenchArgs {
     #[arg(long, default_value_t = 128)]
     tokens: usize,
     /// Most tokens per draft.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 4)]
     k: usize,
     /// Worker threads (default: all cores).
     #[arg(long, value_name = "N")]
@@ -171,11 +171,12 @@ pub fn run(a: DraftBenchArgs) -> Result<()> {
             rate(&drafted) / rate(&plain).max(1e-9)
         );
         println!(
-            "a pass over {} tokens: {:.1} ms, over 1: {:.1} ms ({:.2}x): a pass that takes t drafted tokens yields t + 1 tokens",
+            "a pass over {} tokens: {:.1} ms, over 1: {:.1} ms ({:.2}x): a pass that takes t drafted tokens yields t + 1 tokens, so drafts pay when more than {:.2} are taken per pass",
             a.k + 1,
             many * 1e3,
             one * 1e3,
-            many / one.max(1e-9)
+            many / one.max(1e-9),
+            many / one.max(1e-9) - 1.0
         );
     }
     if !same {

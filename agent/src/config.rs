@@ -343,18 +343,18 @@ impl Config {
             message: format!("{key}: {why}"),
         };
         let mut model = raw.model.clone();
-        // A model is a path relative to this file, or a pulled repo (`OWNER/NAME[:FILE]`)
-        // when no such path exists.
+        // A model is a path relative to this file, or, when no such path exists, a pulled
+        // repo (`OWNER/NAME[:FILE]`) as the path it was pulled to.
         let model_at = |p: &PathBuf| -> PathBuf {
             let joined = at(p);
-            let repo_id = p
-                .to_str()
-                .is_some_and(|s| lfm_hub::ModelRef::parse(s).is_ok());
-            if repo_id && !joined.exists() {
-                p.clone()
-            } else {
-                joined
+            if joined.exists() {
+                return joined;
             }
+            let pulled = p
+                .to_str()
+                .filter(|s| !s.starts_with('.'))
+                .and_then(|s| lfm_hub::Hub::from_env().ok()?.resolve(s).ok());
+            pulled.unwrap_or(joined)
         };
         model.path = model.path.as_ref().map(model_at);
         model.writer = model.writer.as_ref().map(model_at);
@@ -404,13 +404,14 @@ impl Config {
                 ));
             }
         }
-        // A program given as a bare name is looked up on PATH, like a shell does; one with
-        // a folder is relative to this file.
+        // A program is relative to this file; a bare name with no such file next to it is
+        // looked up on PATH, as a shell does (`python3`, `npx`).
         let prog_at = |p: &PathBuf| -> PathBuf {
-            if p.components().count() == 1 && p.is_relative() {
+            let joined = at(p);
+            if p.components().count() == 1 && p.is_relative() && !joined.exists() {
                 p.clone()
             } else {
-                at(p)
+                joined
             }
         };
         let task = |t: &RawTask, default: &[&str]| TaskConfig {
@@ -509,14 +510,14 @@ mod tests {
         assert_eq!(c.model.path, Some(PathBuf::from("/etc/lfm/m")));
         assert_eq!(c.model.think_budget, Some(64));
         let pulled = Config::parse(
-            "[model]\npath = \"LiquidAI/LFM2.5-1.2B-Thinking\"\n",
+            "[model]\npath = \"nobody/not-pulled-xyz\"\n",
             Path::new("/etc/lfm/lfm-agent.toml"),
         )
         .unwrap();
         assert_eq!(
             pulled.model.path,
-            Some(PathBuf::from("LiquidAI/LFM2.5-1.2B-Thinking")),
-            "a repo id that is not a path next to the file stays a repo id"
+            Some(PathBuf::from("/etc/lfm/nobody/not-pulled-xyz")),
+            "a repo id that is neither next to the file nor pulled stays a path"
         );
         assert_eq!(c.limits.max_steps, 3);
         assert_eq!(c.triage.tools, ["search_docs"]);

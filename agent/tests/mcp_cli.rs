@@ -15,7 +15,7 @@ fn config(dir: &Path, allow: &str) -> std::path::PathBuf {
     std::fs::write(
         &cfg,
         format!(
-            "[tools]\nallow_programs = [{allow}]\n\n[[tools.mcp]]\nname = \"test\"\nprogram = \"python3\"\nargs = [{script:?}]\nprefix = \"t_\"\nenv = {{ MCP_PID_FILE = {pid:?} }}\n\n[tasks.triage]\ntools = [\"t_echo\", \"t_add\"]\n",
+            "[tools]\nallow_programs = [{allow}]\n\n[[tools.mcp]]\nname = \"test\"\nprogram = \"python3\"\nargs = [{script:?}]\nprefix = \"t_\"\nenv = {{ MCP_PID_FILE = {pid:?}, MCP_IGNORE_EOF = \"1\" }}\n\n[tasks.triage]\ntools = [\"t_echo\", \"t_add\"]\n",
             script = script.display().to_string(),
             pid = dir.join("mcp.pid").display().to_string(),
         ),
@@ -24,9 +24,22 @@ fn config(dir: &Path, allow: &str) -> std::path::PathBuf {
     cfg
 }
 
+/// Whether the server (which ignores the end of its input) is gone within 10 s.
 fn server_exited(dir: &Path) -> bool {
     let pid = std::fs::read_to_string(dir.join("mcp.pid")).expect("the server wrote its pid");
-    !Path::new(&format!("/proc/{}", pid.trim())).exists()
+    let proc_dir = format!("/proc/{}", pid.trim());
+    let gone = || {
+        // A zombie still has its folder: read its state.
+        std::fs::read_to_string(format!("{proc_dir}/stat"))
+            .map_or(true, |s| s.split_whitespace().nth(2) == Some("Z"))
+    };
+    for _ in 0..100 {
+        if gone() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    false
 }
 
 #[test]
@@ -152,4 +165,46 @@ fn a_task_offered_mcp_tools_runs_and_leaves_no_server_behind() {
         server_exited(tmp.path()),
         "the MCP server outlived the agent"
     );
+}
+
+#[test]
+fn a_failed_second_server_stops_the_first() {
+    let tmp = tempfile::tempdir().unwrap();
+    let script = repo().join("tools/tests/fixtures/mcp_server.py");
+    let server = |name: &str| {
+        format!(
+            "[[tools.mcp]]\nname = \"{name}\"\nprogram = \"python3\"\nargs = [{script:?}]\nenv = {{ MCP_PID_FILE = {pid:?}, MCP_IGNORE_EOF = \"1\" }}\n",
+            script = script.display().to_string(),
+            pid = tmp.path().join(format!("{name}.pid")).display().to_string(),
+        )
+    };
+    // Two servers with the same tools and no prefix: the second one's tools collide.
+    let cfg = tmp.path().join("lfm-agent.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[tools]\nallow_programs = [\"python3\"]\n\n{}\n{}",
+            server("a"),
+            server("b")
+        ),
+    )
+    .unwrap();
+    let o = bin()
+        .args(["tools", "list", "--config", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("tools.mcp `b`") && text(&o).contains("registered twice"),
+        "{}",
+        text(&o)
+    );
+    for name in ["a", "b"] {
+        let pid = std::fs::read_to_string(tmp.path().join(format!("{name}.pid"))).unwrap();
+        std::fs::write(tmp.path().join("mcp.pid"), pid).unwrap();
+        assert!(
+            server_exited(tmp.path()),
+            "server {name} outlived the failed command"
+        );
+    }
 }

@@ -6,7 +6,8 @@
 //! a draft in one forward pass ([`crate::generate`]): the pass gives the logits at every
 //! drafted position, the sampler picks what it would have picked one token at a time, and the
 //! draft is accepted up to the first disagreement. Greedy output is the same with and without
-//! drafts; a pass that accepts `a` of `k` drafted tokens yields `a + 1` tokens.
+//! drafts (to rounding: a multi-token pass gives each position's logits as a one-token pass
+//! does, to rounding); a pass that accepts `a` of `k` drafted tokens yields `a + 1` tokens.
 //!
 //! [`check`] is that pass, for any caller's loop: the caller's `judge` decides about each
 //! drafted token from its position's logits, and `check` keeps the session exactly at the

@@ -163,6 +163,25 @@ fn a_stop_string_inside_a_draft_ends_at_the_same_place() {
 }
 
 #[test]
+fn a_stop_token_inside_a_draft_ends_at_the_same_place() {
+    let plain = run(LOG, &opts(160, false, &[]), None);
+    // Tokens from the loop the drafts predict, and one from before it.
+    for at in [20, 100, 150] {
+        let stop = plain.0.tokens[at];
+        let with_stop = |draft| GenerateOptions {
+            stop_tokens: vec![stop],
+            ..opts(160, draft, &[])
+        };
+        let a = run(LOG, &with_stop(false), None);
+        let b = run(LOG, &with_stop(true), None);
+        same(&a, &b, &format!("stop token {stop}"));
+        assert!(
+            matches!(a.0.finish_reason, lfm_engine::generate::FinishReason::StopToken(t) if t == stop)
+        );
+    }
+}
+
+#[test]
 fn constrained_greedy_output_is_the_same_with_drafts() {
     let schema = json!({
         "type": "object",

@@ -100,7 +100,9 @@ impl Hub {
             reference: reference.to_string(),
             cache: self.cache.clone(),
         };
-        let mref = ModelRef::parse(reference).map_err(|_| not_found())?;
+        let Ok(mref) = ModelRef::parse(reference) else {
+            return Err(HubError::NoSuchPath(path.to_path_buf()));
+        };
         self.model_path(&mref, "main")?.ok_or_else(not_found)
     }
 

@@ -73,6 +73,22 @@ pub enum HubError {
         /// Its pulled GGUF files.
         files: String,
     },
+    /// No cache folder can be named.
+    #[error("no Hugging Face cache folder: set HF_HUB_CACHE or HF_HOME (there is no home folder)")]
+    NoCache,
+    /// The hub listed a file name, commit or revision that is not a plain relative name.
+    #[error("{repo}: the hub gave an unsafe {what} `{value}`; refusing it")]
+    Unsafe {
+        /// The repo.
+        repo: String,
+        /// `file name`, `commit` or `revision`.
+        what: &'static str,
+        /// The value.
+        value: String,
+    },
+    /// A path that does not exist and cannot be a repo id.
+    #[error("{0}: no such file or folder (for a model from the hub: `lfm-agent pull OWNER/NAME`, then give OWNER/NAME)")]
+    NoSuchPath(PathBuf),
     /// A filesystem error.
     #[error("{path}: {source}")]
     Io {

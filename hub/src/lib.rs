@@ -6,8 +6,10 @@
 //!   `hf-hub` use, so models pulled by either are shared. For a GGUF repo it takes one file
 //!   (named, or Q4_K_M, Q4_0, Q8_0 in that order); for a safetensors repo the config,
 //!   tokenizer, template and weights. Downloads resume from the partial file a broken one
-//!   left, and every file is checked against the hub's checksum ([`verify`]) before it is
-//!   used; a file that fails is removed.
+//!   left. Every file is checked against the checksum the hub lists for it (the LFS SHA-256
+//!   or the git blob id, [`verify`]) before the branch is pointed at the pulled commit, so
+//!   `OWNER/NAME` never resolves to a file that was not checked; a file that fails is
+//!   removed.
 //! - [`Hub::list`] and [`Hub::remove`]: what is pulled, how big, and removing it.
 //! - [`Hub::resolve`]: a `--model` value is a path (file or folder) or a pulled repo
 //!   (`OWNER/NAME`, `OWNER/NAME:FILE`); this turns either into a path.
@@ -72,15 +74,26 @@ impl Hub {
     }
 
     /// The settings `huggingface_hub` reads: `HF_HUB_CACHE`, `HF_HOME`, `HF_ENDPOINT`,
-    /// `HF_HUB_OFFLINE`, `HF_TOKEN` (else the cache's token file). The progress bar is on.
-    pub fn from_env() -> Hub {
-        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-        let cache = match env("HF_HUB_CACHE") {
-            Some(c) => PathBuf::from(c),
-            None => hf_hub::Cache::from_env().path().clone(),
+    /// `HF_HUB_OFFLINE`, `HF_TOKEN` (else the `token` file in `HF_HOME`). The progress bar is
+    /// on. Empty variables count as unset; with neither `HF_HUB_CACHE`, `HF_HOME` nor a home
+    /// folder there is no cache, and that is an error.
+    pub fn from_env() -> Result<Hub> {
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        let home = env("HF_HOME").map(PathBuf::from).or_else(|| {
+            env("HOME")
+                .or_else(|| env("USERPROFILE"))
+                .map(|h| PathBuf::from(h).join(".cache").join("huggingface"))
+        });
+        let cache = match (env("HF_HUB_CACHE"), &home) {
+            (Some(c), _) => PathBuf::from(c),
+            (None, Some(h)) => h.join("hub"),
+            (None, None) => return Err(HubError::NoCache),
         };
-        let token = env("HF_TOKEN").or_else(|| hf_hub::Cache::from_env().token());
-        Hub {
+        let token = env("HF_TOKEN").or_else(|| {
+            let t = std::fs::read_to_string(home.as_ref()?.join("token")).ok()?;
+            Some(t.trim().to_string()).filter(|t| !t.is_empty())
+        });
+        Ok(Hub {
             endpoint: env("HF_ENDPOINT")
                 .map(|e| e.trim_end_matches('/').to_string())
                 .unwrap_or_else(|| DEFAULT_ENDPOINT.to_string()),
@@ -88,7 +101,7 @@ impl Hub {
             offline: env("HF_HUB_OFFLINE").is_some_and(|v| truthy(&v)),
             progress: true,
             ..Hub::new(cache)
-        }
+        })
     }
 
     /// Uses another server speaking the hub's API.

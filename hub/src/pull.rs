@@ -4,9 +4,10 @@ use std::path::{Path, PathBuf};
 
 use hf_hub::api::sync::{Api, ApiBuilder};
 use hf_hub::{Repo, RepoType};
+use serde_json::Value;
 
 use crate::error::io;
-use crate::repo::{default_gguf, is_folder_file, is_gguf, ModelRef};
+use crate::repo::{default_gguf, is_commit, is_folder_file, is_gguf, safe_name, ModelRef};
 use crate::verify::{self, Checked};
 use crate::{Hub, HubError, RepoId, Result};
 
@@ -62,21 +63,32 @@ impl Hub {
     /// downloaded again; a broken download resumes (within this pull up to the retry count,
     /// and across pulls from the `.part` file). Offline, answers from the cache.
     pub fn pull(&self, repo: &RepoId, opts: &PullOptions) -> Result<Pulled> {
+        let unsafe_value = |what, value: &str| HubError::Unsafe {
+            repo: repo.to_string(),
+            what,
+            value: value.to_string(),
+        };
+        if !safe_name(&opts.revision) {
+            return Err(unsafe_value("revision", &opts.revision));
+        }
+        if let Some(f) = opts.file.as_deref().filter(|f| !safe_name(f)) {
+            return Err(unsafe_value("file name", f));
+        }
         if self.offline {
             return self.pull_offline(repo, opts);
         }
         let api = self.api(repo)?;
+        let listing = self.listing(&api, repo, &opts.revision)?;
+        let names: Vec<&str> = listing.files.iter().map(|f| f.name.as_str()).collect();
+        let wanted = choose(repo, &names, opts.file.as_deref())?;
+        // Downloads name the listed commit, not the branch: a branch that moves meanwhile
+        // cannot mix two commits' files.
         let handle = api.repo(Repo::with_revision(
             repo.to_string(),
             RepoType::Model,
-            opts.revision.clone(),
+            listing.commit.clone(),
         ));
-        let info = handle
-            .info()
-            .map_err(|e| self.api_err(repo, "listing the repo".into(), e))?;
-        let names: Vec<&str> = info.siblings.iter().map(|s| s.rfilename.as_str()).collect();
-        let wanted = choose(repo, &names, opts.file.as_deref())?;
-        let snap = self.repo_dir(repo).join("snapshots").join(&info.sha);
+        let snap = self.repo_dir(repo).join("snapshots").join(&listing.commit);
         let mut files = Vec::new();
         for name in &wanted {
             let cached = snap.join(name);
@@ -87,20 +99,82 @@ impl Hub {
                 let path = handle
                     .download_with_progress(name, Bar::new(self.progress))
                     .map_err(|e| self.api_err(repo, format!("downloading {name}"), e))?;
+                if path != cached {
+                    return Err(unsafe_value("commit", &path.display().to_string()));
+                }
                 (path, true)
             };
-            files.push(checked_file(name, path, downloaded)?);
+            let expected = listing
+                .files
+                .iter()
+                .find(|f| &f.name == name)
+                .and_then(|f| f.checksum.clone());
+            files.push(checked_file(name, path, expected.as_deref(), downloaded)?);
         }
-        // `download_with_progress` points refs/REVISION at the commit; a pull that found
-        // everything cached must still do so, so that `resolve` sees this snapshot.
-        write_ref(&self.repo_dir(repo), &opts.revision, &info.sha)?;
+        // Only now, with every file checked, does the branch point at the commit: until
+        // then `resolve` keeps answering with what was there before.
+        write_ref(&self.repo_dir(repo), &opts.revision, &listing.commit)?;
         let model_path = model_path_of(&snap, &wanted);
         Ok(Pulled {
             repo: repo.clone(),
-            commit: info.sha,
+            commit: listing.commit,
             files,
             model_path,
         })
+    }
+
+    /// The repo's files at `revision`, with the commit and each file's checksum
+    /// (`?blobs=true`: the LFS SHA-256, else the git blob id). Unsafe names are dropped.
+    fn listing(&self, api: &Api, repo: &RepoId, revision: &str) -> Result<Listing> {
+        let handle = api.repo(Repo::with_revision(
+            repo.to_string(),
+            RepoType::Model,
+            revision.to_string(),
+        ));
+        let err = |why: String| HubError::Api {
+            repo: repo.to_string(),
+            what: "listing the repo".into(),
+            endpoint: self.endpoint.clone(),
+            why,
+        };
+        let v: Value = handle
+            .info_request()
+            .query("blobs", "true")
+            .call()
+            .map_err(|e| err(hint(e.to_string())))?
+            .into_json()
+            .map_err(|e| err(format!("not JSON: {e}")))?;
+        let commit = v["sha"].as_str().unwrap_or_default().to_string();
+        if !is_commit(&commit) {
+            return Err(HubError::Unsafe {
+                repo: repo.to_string(),
+                what: "commit",
+                value: commit,
+            });
+        }
+        let mut files = Vec::new();
+        for s in v["siblings"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+        {
+            let Some(name) = s["rfilename"].as_str() else {
+                continue;
+            };
+            if !safe_name(name) {
+                tracing::warn!(repo = %repo, file = name, "unsafe file name in the listing; ignored");
+                continue;
+            }
+            let checksum = s["lfs"]["sha256"]
+                .as_str()
+                .or(s["blobId"].as_str())
+                .map(str::to_string);
+            files.push(ListedFile {
+                name: name.to_string(),
+                checksum,
+            });
+        }
+        Ok(Listing { commit, files })
     }
 
     fn pull_offline(&self, repo: &RepoId, opts: &PullOptions) -> Result<Pulled> {
@@ -124,14 +198,17 @@ impl Hub {
         } else {
             let mut v: Vec<String> = std::fs::read_dir(&snap)
                 .map_err(io(&snap))?
-                .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter_map(|e| e.ok())
+                .filter(|e| e.path().is_file())
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|n| is_folder_file(n))
                 .collect();
             v.sort();
             v
         };
         let files = names
             .iter()
-            .map(|n| checked_file(n, snap.join(n), false))
+            .map(|n| checked_file(n, snap.join(n), None, false))
             .collect::<Result<_>>()?;
         Ok(Pulled {
             repo: repo.clone(),
@@ -168,6 +245,28 @@ impl Hub {
             why,
         }
     }
+}
+
+/// A repo's listing at one commit.
+struct Listing {
+    commit: String,
+    files: Vec<ListedFile>,
+}
+
+struct ListedFile {
+    name: String,
+    /// The LFS SHA-256 or the git blob id the listing gives.
+    checksum: Option<String>,
+}
+
+/// An HTTP error with what usually causes it.
+fn hint(mut why: String) -> String {
+    if why.contains("status code 401") || why.contains("status code 403") {
+        why.push_str(" (a gated or private repo: accept its terms on the hub and set HF_TOKEN)");
+    } else if why.contains("status code 404") {
+        why.push_str(" (check the repo id, the revision and the file name)");
+    }
+    why
 }
 
 /// The files a pull takes from a repo listing.
@@ -215,15 +314,24 @@ fn model_path_of(snap: &Path, wanted: &[String]) -> PathBuf {
     }
 }
 
-/// Verifies a pulled file against the ETag its blob is named by; on a mismatch removes the
-/// blob and its link so that the next pull downloads it afresh.
-fn checked_file(name: &str, path: PathBuf, downloaded: bool) -> Result<PulledFile> {
+/// Verifies a pulled file against the checksum the listing gave (else the ETag its blob is
+/// named by); on a mismatch removes the blob and its link so that the next pull downloads it
+/// afresh.
+fn checked_file(
+    name: &str,
+    path: PathBuf,
+    expected: Option<&str>,
+    downloaded: bool,
+) -> Result<PulledFile> {
     let blob = std::fs::canonicalize(&path).map_err(io(&path))?;
-    let etag = blob
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or_default()
-        .to_string();
+    let etag = match expected {
+        Some(e) => e.to_string(),
+        None => blob
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_string(),
+    };
     let checked = match verify::check(&blob, &etag)? {
         Ok(c) => c,
         Err(actual) => {

@@ -63,9 +63,7 @@ impl ModelRef {
     /// Parses `OWNER/NAME[:FILE]`.
     pub fn parse(s: &str) -> Result<ModelRef> {
         let (repo, file) = match s.split_once(':') {
-            Some((r, f)) if !f.is_empty() && !f.contains("..") && !f.starts_with('/') => {
-                (r, Some(f.to_string()))
-            }
+            Some((r, f)) if safe_name(f) => (r, Some(f.to_string())),
             Some(_) => return Err(HubError::BadRepoId(s.to_string())),
             None => (s, None),
         };
@@ -74,6 +72,21 @@ impl ModelRef {
             file,
         })
     }
+}
+
+/// Whether a repo file name is a plain relative path (no `..`, no root, no backslash), safe to
+/// join under a snapshot folder.
+pub(crate) fn safe_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.contains('\\')
+        && std::path::Path::new(name)
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)))
+}
+
+/// Whether a commit id is 40 hex digits.
+pub(crate) fn is_commit(s: &str) -> bool {
+    s.len() == 40 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// Whether a file name is a GGUF model file.
@@ -133,6 +146,26 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn only_plain_relative_names_and_hex_commits_are_safe() {
+        for ok in ["m.gguf", "sub/m.gguf", "a.b-c_d.json"] {
+            assert!(safe_name(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "../m.gguf",
+            "a/../../m.gguf",
+            "/etc/m.gguf",
+            "a\\m.gguf",
+            "./m.gguf",
+        ] {
+            assert!(!safe_name(bad), "{bad}");
+        }
+        assert!(is_commit(&"a1".repeat(20)));
+        assert!(!is_commit("../.."));
+        assert!(!is_commit(&"g".repeat(40)));
     }
 
     #[test]

@@ -198,9 +198,25 @@ fn route(
         let id = repo.iter().take(2).copied().collect::<Vec<_>>().join("/");
         return match st.repos.get(&id) {
             Some((commit, files)) => {
+                // As `?blobs=true` answers: the git blob id of each file (for an LFS file,
+                // of its pointer) and the LFS SHA-256.
                 let siblings: Vec<_> = files
                     .iter()
-                    .map(|f| serde_json::json!({ "rfilename": f.name }))
+                    .map(|f| {
+                        if f.lfs {
+                            let pointer = format!(
+                                "version https://git-lfs.github.com/spec/v1\noid sha256:{}\nsize {}\n",
+                                f.etag(),
+                                f.bytes.len()
+                            );
+                            serde_json::json!({ "rfilename": f.name,
+                                "blobId": git_blob_id(pointer.as_bytes()),
+                                "lfs": {"sha256": f.etag(), "size": f.bytes.len(),
+                                        "pointerSize": pointer.len()} })
+                        } else {
+                            serde_json::json!({ "rfilename": f.name, "blobId": f.etag() })
+                        }
+                    })
                     .collect();
                 let body = serde_json::json!({ "id": id, "sha": commit, "siblings": siblings });
                 json(body)

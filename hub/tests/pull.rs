@@ -248,3 +248,71 @@ fn two_pulled_ggufs_need_a_file_name_and_rm_frees_them() {
         Err(HubError::NotFound { .. })
     ));
 }
+
+#[test]
+fn unsafe_names_and_commits_from_the_hub_are_refused() {
+    let s = StandIn::start().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let hub = hub_at(&s, cache.path());
+    s.publish(
+        "o/evil",
+        "0123456789abcdef0123456789abcdef01234567",
+        vec![
+            StandInFile::new("../../escaped.gguf", b"x".to_vec()),
+            StandInFile::new("README.md", b"r".to_vec()),
+        ],
+    );
+    let e = hub
+        .pull(&RepoId::parse("o/evil").unwrap(), &PullOptions::default())
+        .unwrap_err();
+    assert!(
+        matches!(e, HubError::NothingToPull { .. }),
+        "the unsafe name is dropped: {e}"
+    );
+    assert!(!cache.path().join("escaped.gguf").exists());
+
+    s.publish(
+        "o/badsha",
+        "../../../tmp",
+        vec![StandInFile::new("m.gguf", b"x".to_vec())],
+    );
+    let e = hub
+        .pull(&RepoId::parse("o/badsha").unwrap(), &PullOptions::default())
+        .unwrap_err();
+    assert!(matches!(e, HubError::Unsafe { what: "commit", .. }), "{e}");
+
+    for (file, revision) in [(Some("../x.gguf"), "main"), (None, "../../x")] {
+        let opts = PullOptions {
+            file: file.map(str::to_string),
+            revision: revision.to_string(),
+        };
+        let e = hub.pull(&repo(), &opts).unwrap_err();
+        assert!(matches!(e, HubError::Unsafe { .. }), "{e}");
+    }
+    let e = hub.resolve("/no/such/model.gguf").unwrap_err();
+    assert!(matches!(e, HubError::NoSuchPath(_)), "{e}");
+}
+
+#[test]
+fn the_branch_points_at_a_commit_only_once_its_files_are_checked() {
+    let s = StandIn::start().unwrap();
+    let (q4, _) = gguf_repo(&s);
+    let cache = tempfile::tempdir().unwrap();
+    let hub = hub_at(&s, cache.path());
+    hub.pull(&repo(), &PullOptions::default()).unwrap();
+    // A new commit whose file arrives corrupted: the pull fails and `OWNER/NAME` still
+    // resolves to the checked file of the old commit.
+    s.publish(
+        "LiquidAI/LFM2.5-1.2B-Instruct-GGUF",
+        "c0ffee0000000000000000000000000000000002",
+        vec![StandInFile::new(
+            "LFM2.5-1.2B-Instruct-Q4_0.gguf",
+            payload(1000, 9),
+        )],
+    );
+    s.corrupt_downloads(true);
+    let e = hub.pull(&repo(), &PullOptions::default()).unwrap_err();
+    assert!(matches!(e, HubError::Checksum { .. }), "{e}");
+    let p = hub.resolve("LiquidAI/LFM2.5-1.2B-Instruct-GGUF").unwrap();
+    assert_eq!(std::fs::read(p).unwrap(), q4);
+}

@@ -151,30 +151,32 @@ pub struct Agent {
     pub context: usize,
     /// MCP servers behind some of `tools`; closed when the agent is dropped.
     mcp: Vec<Arc<McpServer>>,
-    /// Runs the loop (tools are async).
-    rt: tokio::runtime::Runtime,
+    /// Runs the loop (tools are async); `None` only while the agent is dropped.
+    rt: Option<tokio::runtime::Runtime>,
 }
 
 impl Drop for Agent {
     fn drop(&mut self) {
-        // Inside the runtime that started them: a server's stdin is closed, then it is
-        // signalled, then killed. From a thread of its own, so that this works wherever the
-        // agent is dropped, a runtime's worker included.
-        let servers = std::mem::take(&mut self.mcp);
-        if servers.is_empty() {
-            return;
+        if let Some(rt) = self.rt.take() {
+            shut_down(rt, std::mem::take(&mut self.mcp));
         }
-        let handle = self.rt.handle().clone();
-        std::thread::scope(|scope| {
-            scope.spawn(|| {
-                handle.block_on(async {
-                    for s in servers {
-                        s.close().await;
-                    }
-                })
-            });
-        });
     }
+}
+
+/// Closes `servers` inside `rt`, the runtime that started them (a server's stdin is closed,
+/// then it is signalled, then killed), then drops `rt`; from a thread of its own, so that this
+/// works wherever it is called, a runtime's worker included.
+pub fn shut_down(rt: tokio::runtime::Runtime, servers: Vec<Arc<McpServer>>) {
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            rt.block_on(async {
+                for s in servers {
+                    s.close().await;
+                }
+            });
+            drop(rt);
+        });
+    });
 }
 
 /// Where the agent's backends come from.
@@ -200,9 +202,9 @@ struct Backed {
     max_context: usize,
 }
 
-fn load_model(path: &Path, dtype: &str) -> Result<Arc<LoadedModel>> {
+fn load_model(path: &Path, dtype: &str, key: &str) -> Result<Arc<LoadedModel>> {
     let dtype: ComputeDtype = dtype.parse().context("model.dtype")?;
-    let path = &super::models::resolve_model(path)?;
+    let path = &super::models::resolve_model(path, key)?;
     let m = LoadedModel::load(path, &LoadOptions { dtype })
         .with_context(|| format!("loading model from {}", path.display()))?;
     Ok(Arc::new(m))
@@ -260,7 +262,7 @@ impl Agent {
         let dtype = mc.dtype.clone().unwrap_or_else(|| "auto".into());
         let planner = match planner {
             Some(m) => m,
-            None => load_model(path, &dtype)?,
+            None => load_model(path, &dtype, "model.path (--model)")?,
         };
         let synthetic = planner.model.config().synthetic;
         let max = planner.model.config().max_position_embeddings;
@@ -290,6 +292,9 @@ impl Agent {
                 }),
         };
         let think = mc.think_budget.unwrap_or(256);
+        if mc.draft.is_some_and(|k| k > 0) && sampling(&planner).temperature > 0.0 {
+            eprintln!("warning: --draft (model.draft) checks drafts only at temperature 0; it is off for this run");
+        }
         let tok = planner.tokenizer.clone();
         let counter: Arc<dyn Fn(&str) -> usize + Send + Sync> = match tok {
             Some(t) => Arc::new(move |s: &str| t.encode(s).map_or(s.len() / 3 + 1, |v| v.len())),
@@ -298,7 +303,7 @@ impl Agent {
         let writer = mc
             .writer
             .as_ref()
-            .map(|w| load_model(w, &dtype))
+            .map(|w| load_model(w, &dtype, "model.writer (--writer)"))
             .transpose()?;
         let source = Source::Engine {
             planner_opts: opts(&planner, think),
@@ -333,18 +338,18 @@ impl Agent {
         } = b;
         let context = config.model.ctx.unwrap_or(16384).min(max_context);
         let retriever = open_index(&config.index, docs)?;
+        let traces = TraceStore::open(&config.traces)
+            .map_err(anyhow::Error::msg)
+            .context("opening the trace database")?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .context("starting the async runtime")?;
         let (tools, mcp) = build_tools(&config, retriever.clone(), &rt)?;
-        let traces = TraceStore::open(&config.traces)
-            .map_err(anyhow::Error::msg)
-            .context("opening the trace database")?;
         Ok(Agent {
             mcp,
-            rt,
+            rt: Some(rt),
             model_name,
             synthetic,
             pool: Mutex::new(vec![backend]),
@@ -409,7 +414,8 @@ impl Agent {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
         let t = Instant::now();
-        let out = self.rt.block_on(run(backend, run_task, messages));
+        let rt = self.rt.as_ref().context("the agent's runtime is gone")?;
+        let out = rt.block_on(run(backend, run_task, messages));
         let meta = RunMeta {
             task: task.to_string(),
             model: self.model_name.clone(),
@@ -617,12 +623,23 @@ pub fn build_tools(
     let mut servers = Vec::new();
     for m in &c.mcp {
         let what = || format!("tools.mcp `{}`", m.name);
-        let server = rt
+        let added = rt
             .block_on(McpServer::connect(m, &c.allow_programs, c.tool_timeout))
-            .with_context(what)?;
-        servers.push(Arc::clone(&server));
-        for tool in server.tools(m).with_context(what)? {
-            reg.register(tool).with_context(what)?;
+            .and_then(|server| {
+                servers.push(Arc::clone(&server));
+                server
+                    .tools(m)?
+                    .into_iter()
+                    .try_for_each(|tool| reg.register(tool))
+            });
+        if let Err(e) = added {
+            // The servers started so far go before the error does.
+            rt.block_on(async {
+                for s in &servers {
+                    s.close().await;
+                }
+            });
+            return Err(anyhow::Error::from(e).context(what()));
         }
     }
     Ok((reg, servers))

@@ -27,7 +27,7 @@ impl ModelArgs {
     /// Loads the model, saying so on stderr when it is a synthetic one.
     pub fn load(&self) -> Result<LoadedModel> {
         let dtype: ComputeDtype = self.dtype.parse().context("--dtype")?;
-        let path = super::models::resolve_model(&self.model)?;
+        let path = super::models::resolve_model(&self.model, "--model")?;
         let m = LoadedModel::load(&path, &LoadOptions { dtype })
             .with_context(|| format!("loading model from {}", self.model.display()))?;
         if m.model.config().synthetic {
@@ -94,6 +94,9 @@ impl SamplingArgs {
     /// The engine's generation options for `m`.
     pub fn options(&self, m: &LoadedModel) -> lfm_engine::generate::GenerateOptions {
         let d = m.generation.sampling();
+        if self.draft > 0 && self.temperature.unwrap_or(d.temperature) > 0.0 {
+            eprintln!("warning: --draft checks drafts only at temperature 0 (greedy); it is off for this run");
+        }
         let sampling = SamplingParams {
             temperature: self.temperature.unwrap_or(d.temperature),
             top_k: self.top_k.or(d.top_k),

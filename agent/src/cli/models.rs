@@ -45,11 +45,11 @@ fn repo_arg(s: &str) -> Result<RepoId> {
 }
 
 pub fn pull(a: PullArgs) -> Result<()> {
-    let hub = Hub::from_env();
+    let hub = hub()?;
     let repo = repo_arg(&a.repo)?;
     let opts = PullOptions {
-        file: a.file,
-        revision: a.revision,
+        file: a.file.clone(),
+        revision: a.revision.clone(),
     };
     eprintln!(
         "pulling {repo} from {}{} into {}",
@@ -73,12 +73,22 @@ pub fn pull(a: PullArgs) -> Result<()> {
     }
     println!("commit {}", p.commit);
     println!("model: {}", p.model_path.display());
-    println!("use it as: --model {repo}");
+    if a.revision != "main" {
+        println!(
+            "revision {} is not main: use it as --model {}",
+            a.revision,
+            p.model_path.display()
+        );
+    } else if let Some(f) = &a.file {
+        println!("use it as: --model {repo}:{f}");
+    } else {
+        println!("use it as: --model {repo}");
+    }
     Ok(())
 }
 
 pub fn models(c: ModelsCmd) -> Result<()> {
-    let hub = Hub::from_env();
+    let hub = hub()?;
     match c.command {
         ModelsSub::List => {
             let list = hub.list().map_err(anyhow::Error::msg)?;
@@ -121,17 +131,20 @@ pub fn models(c: ModelsCmd) -> Result<()> {
     Ok(())
 }
 
-/// A `--model` value as a path: the path itself when it exists, else the pulled repo it
-/// names (`OWNER/NAME` or `OWNER/NAME:FILE`).
-pub fn resolve_model(model: &Path) -> Result<PathBuf> {
+/// A model value (`key` names the flag or config key) as a path: the path itself when it
+/// exists, else the pulled repo it names (`OWNER/NAME` or `OWNER/NAME:FILE`).
+pub fn resolve_model(model: &Path, key: &str) -> Result<PathBuf> {
     if model.exists() {
         return Ok(model.to_path_buf());
     }
     let Some(s) = model.to_str() else {
         return Ok(model.to_path_buf());
     };
-    Hub::from_env()
-        .resolve(s)
-        .map_err(anyhow::Error::msg)
-        .context("--model")
+    hub()
+        .and_then(|h| h.resolve(s).map_err(anyhow::Error::msg))
+        .with_context(|| key.to_string())
+}
+
+fn hub() -> Result<Hub> {
+    Hub::from_env().map_err(anyhow::Error::msg)
 }

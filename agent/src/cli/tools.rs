@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 use lfm_agent::config::Config;
 use serde_json::Value;
 
-use super::agent_args::{build_tools, open_index};
+use super::agent_args::{build_tools, open_index, shut_down};
 
 #[derive(Debug, Args)]
 pub struct ToolsCmd {
@@ -39,6 +39,14 @@ enum ToolsSub {
 
 pub fn run(c: ToolsCmd) -> Result<()> {
     let config = Config::load(c.config.as_deref())?;
+    let call = match &c.command {
+        ToolsSub::Call { name, args } => {
+            let args: Value = serde_json::from_str(args)
+                .with_context(|| format!("arguments: not JSON: {args}"))?;
+            Some((name.clone(), args))
+        }
+        ToolsSub::List => None,
+    };
     let retriever = open_index(&config.index, &[])?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -46,42 +54,36 @@ pub fn run(c: ToolsCmd) -> Result<()> {
         .build()
         .context("starting the async runtime")?;
     let (reg, servers) = build_tools(&config, retriever, &rt)?;
-    let out = match c.command {
-        ToolsSub::List => {
-            if c.json {
-                let specs: Vec<_> = reg.specs();
-                println!("{}", serde_json::to_string_pretty(&specs)?);
-            } else {
-                for s in reg.specs() {
+    let out = match call {
+        None => list(&reg, c.json),
+        Some((name, args)) => rt
+            .block_on(reg.call(&name, args))
+            .map_err(anyhow::Error::from)
+            .map(|o| {
+                if c.json {
                     println!(
-                        "{}: {}\n    parameters: {}",
-                        s.name, s.description, s.parameters
+                        "{}",
+                        serde_json::json!({"value": o.value, "truncated": o.truncated})
                     );
+                } else {
+                    println!("{}", o.text);
                 }
-            }
-            Ok(())
-        }
-        ToolsSub::Call { name, args } => {
-            let args: Value = serde_json::from_str(&args)
-                .with_context(|| format!("arguments: not JSON: {args}"))?;
-            rt.block_on(reg.call(&name, args))
-                .map(|o| {
-                    if c.json {
-                        println!(
-                            "{}",
-                            serde_json::json!({"value": o.value, "truncated": o.truncated})
-                        );
-                    } else {
-                        println!("{}", o.text);
-                    }
-                })
-                .map_err(anyhow::Error::from)
-        }
+            }),
     };
-    rt.block_on(async {
-        for s in servers {
-            s.close().await;
-        }
-    });
+    shut_down(rt, servers);
     out
+}
+
+fn list(reg: &lfm_tools::Registry, json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(&reg.specs())?);
+    } else {
+        for s in reg.specs() {
+            println!(
+                "{}: {}\n    parameters: {}",
+                s.name, s.description, s.parameters
+            );
+        }
+    }
+    Ok(())
 }

@@ -89,7 +89,8 @@ impl McpServer {
             ));
         }
         let mut cmd = tokio::process::Command::new(&cfg.program);
-        cmd.args(&cfg.args).envs(&cfg.env);
+        // The last resort: a server whose client is dropped without closing it is killed.
+        cmd.args(&cfg.args).envs(&cfg.env).kill_on_drop(true);
         let transport = TokioChildProcess::new(cmd)
             .map_err(|e| mcp_err(name, format!("cannot start {}: {e}", cfg.program.display())))?;
         let service = tokio::time::timeout(timeout, ().serve(transport))

@@ -58,15 +58,7 @@ run "ours-parallel-$par" --model "$model" --parallel "$par"
 if [[ "$llama" == 1 ]]; then
     bash "$root/scripts/llamacpp/build.sh" >/dev/null
     source "$root/target/llamacpp/env.sh"
-    port=$(python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])")
-    "$LLAMA_BIN/llama-server" -m "$model" -np "$par" -c $((8192 * par)) -t "$threads" --port "$port" \
-        --jinja > "$work/llama-server.log" 2>&1 &
-    pid=$!
-    trap 'kill $pid 2>/dev/null || true' EXIT
-    for _ in $(seq 1 600); do
-        curl -sf "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break
-        kill -0 $pid 2>/dev/null || { tail -20 "$work/llama-server.log" >&2; exit 1; }
-        sleep 0.5
-    done
-    run "llama-server-np-$par" --backend "http://127.0.0.1:$port/v1" --parallel "$par"
+    source "$root/scripts/llamacpp/start_server.sh"
+    start_llama_server "$work/llama-server.log" -m "$model" -np "$par" -c $((8192 * par)) -t "$threads" --jinja
+    run "llama-server-np-$par" --backend "$llama_url" --parallel "$par"
 fi

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::serve::{get, http, model, model_with, post, start};
+use common::serve::{get, http, model, model_with, post, post_sse, start};
 use common::{bin, repo};
 
 use std::io::{BufRead, BufReader};
@@ -224,17 +224,7 @@ fn the_evals_run_against_the_server() {
 
 /// A streamed reply: its chunks' JSON, in order, and whether it ended with `[DONE]`.
 fn post_stream(url: &str, body: &Value) -> (Vec<Value>, bool) {
-    let mut resp = http()
-        .post(format!("{url}/v1/chat/completions"))
-        .header("Content-Type", "application/json")
-        .send(body.to_string().as_bytes())
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 200);
-    assert_eq!(
-        resp.headers().get("content-type").unwrap(),
-        "text/event-stream"
-    );
-    let text = resp.body_mut().read_to_string().unwrap();
+    let text = post_sse(url, "/v1/chat/completions", body);
     let mut chunks = Vec::new();
     let mut done = false;
     for event in text.split("\n\n").filter(|e| !e.trim().is_empty()) {

@@ -6,7 +6,7 @@
 mod common;
 
 use common::repo;
-use common::serve::{http, model_with, post, start};
+use common::serve::{model_with, post, post_sse, start};
 
 use serde_json::{json, Value};
 
@@ -30,17 +30,7 @@ fn ticket() -> Value {
 
 /// The events of a streamed task: `(event, data)` in order.
 fn post_stream(url: &str, body: &Value) -> Vec<(String, Value)> {
-    let mut resp = http()
-        .post(format!("{url}/v1/agent/tasks"))
-        .header("Content-Type", "application/json")
-        .send(body.to_string().as_bytes())
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 200);
-    assert_eq!(
-        resp.headers().get("content-type").unwrap(),
-        "text/event-stream"
-    );
-    let text = resp.body_mut().read_to_string().unwrap();
+    let text = post_sse(url, "/v1/agent/tasks", body);
     text.split("\n\n")
         .filter(|e| !e.trim().is_empty())
         .map(|e| {

@@ -416,13 +416,9 @@ fn run(
                     .as_deref_mut()
                     .is_none_or(|m| m.forced_tokens().is_empty()) =>
             {
-                let mut history = session.tokens().to_vec();
-                history.push(token);
-                let room = (session.context().saturating_sub(history.len()))
+                let room = (session.context().saturating_sub(session.len() + 1))
                     .min(opts.max_tokens.saturating_sub(out.tokens.len()));
-                let mut v = lookup::draft(&history, &d);
-                v.truncate(room);
-                v
+                lookup::draft_after(session.tokens(), token, room, &d)
             }
             _ => Vec::new(),
         };

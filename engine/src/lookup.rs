@@ -17,7 +17,7 @@
 use candle_core::Tensor;
 
 use crate::batch::BatchedSession;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::model::Logits;
 use crate::session::{Session, Snapshot};
 
@@ -49,21 +49,34 @@ impl Default for DraftOptions {
 /// A match near the end runs on into the draft itself, so a repeating pattern is drafted for
 /// as long as it repeats (`a b a b` drafts `a b a b ...`). Empty when nothing matches.
 pub fn draft(history: &[u32], opts: &DraftOptions) -> Vec<u32> {
-    let len = history.len();
+    draft_in(history.len(), |i| history[i], opts)
+}
+
+/// The draft after a session's `tokens` and the `token` just taken (not yet run), at most
+/// `room` tokens: [`draft`] of their concatenation, without copying the session's tokens at
+/// every step.
+pub fn draft_after(tokens: &[u32], token: u32, room: usize, opts: &DraftOptions) -> Vec<u32> {
+    let at = |i: usize| tokens.get(i).copied().unwrap_or(token);
+    let mut d = draft_in(tokens.len() + 1, at, opts);
+    d.truncate(room);
+    d
+}
+
+/// [`draft`] over the `len` tokens `at(0) .. at(len - 1)`.
+fn draft_in(len: usize, at: impl Fn(usize) -> u32, opts: &DraftOptions) -> Vec<u32> {
     if opts.max_tokens == 0 || opts.min_ngram == 0 {
         return Vec::new();
     }
     for n in (opts.min_ngram..=opts.max_ngram.min(len.saturating_sub(1))).rev() {
-        let suffix = &history[len - n..];
         // Latest first: the nearest repeat is the likeliest continuation.
         for start in (0..len - n).rev() {
-            if &history[start..start + n] == suffix {
+            if (0..n).all(|k| at(start + k) == at(len - n + k)) {
                 let from = start + n;
                 let mut out = Vec::with_capacity(opts.max_tokens);
                 for i in 0..opts.max_tokens {
-                    let at = from + i;
-                    // `from < len`, so `at - len < i`: the draft so far supplies it.
-                    let t = if at < len { history[at] } else { out[at - len] };
+                    let p = from + i;
+                    // `from < len`, so `p - len < i`: the draft so far supplies it.
+                    let t = if p < len { at(p) } else { out[p - len] };
                     out.push(t);
                 }
                 return out;
@@ -131,9 +144,7 @@ pub enum Verdict {
 pub struct Checked {
     /// Drafted tokens taken.
     pub taken: usize,
-    /// Whether the last one taken ended generation.
-    pub finished: bool,
-    /// The logits after the last token run, unless generation ended.
+    /// The logits after the last token run; `None` when the last one taken ended generation.
     pub logits: Option<Vec<f32>>,
     /// Forward passes run: 1, or 2 after a rollback.
     pub passes: usize,
@@ -172,29 +183,25 @@ pub fn check<S: Verify + ?Sized>(
     if taken == draft.len() && !finished {
         return Ok(Checked {
             taken,
-            finished,
             logits: rows.pop(),
             passes: 1,
         });
     }
-    // Back to before the pass, then run what was taken (a last token is kept, not run).
+    // Back to before the pass, then run what was taken: `token` and the drafted tokens
+    // taken, but not a last one that ended generation (kept, not run).
     session.restore(&snap)?;
-    let replay = if finished {
-        &chunk[..taken]
-    } else {
-        &chunk[..=taken]
-    };
-    let logits = match replay {
-        [] => None,
-        r => Some(session.forward(r, Logits::Last)?.flatten_all()?.to_vec1()?),
-    };
-    if !finished && logits.is_none() {
-        return Err(Error::arg("draft", "nothing to run after a rollback"));
+    if finished {
+        session.forward(&chunk[..taken], Logits::Last)?;
+        return Ok(Checked {
+            taken,
+            logits: None,
+            passes: 2,
+        });
     }
+    let l = session.forward(&chunk[..=taken], Logits::Last)?;
     Ok(Checked {
         taken,
-        finished,
-        logits: if finished { None } else { logits },
+        logits: Some(l.flatten_all()?.to_vec1()?),
         passes: 2,
     })
 }
@@ -237,5 +244,7 @@ mod tests {
         assert_eq!(draft(&h, &one), [6, 5, 6]);
         assert!(draft(&[], &O).is_empty());
         assert!(draft(&[1], &one).is_empty());
+        // After a session's tokens and the token just taken, cut to the room left.
+        assert_eq!(draft_after(&[4, 5, 6, 4], 5, 2, &O), [6, 4]);
     }
 }

@@ -31,18 +31,10 @@ if [[ -z "$model" ]]; then
     model="$work/tiny-q8_0.gguf"
     "$bin" synth --preset tiny --format gguf --quant q8_0 --out "$model" >/dev/null
 fi
-port=$(python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])")
-"$LLAMA_BIN/llama-server" -m "$model" -np "$par" -c $((16384 * par)) --port "$port" --jinja \
-    --override-kv lfm2.context_length=int:16384 \
-    > "$work/llama-server.log" 2>&1 &
-pid=$!
-trap 'kill $pid 2>/dev/null || true' EXIT
-for _ in $(seq 1 600); do
-    curl -sf "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break
-    kill -0 $pid 2>/dev/null || { tail -20 "$work/llama-server.log" >&2; exit 1; }
-    sleep 0.5
-done
-url="http://127.0.0.1:$port/v1"
+source "$root/scripts/llamacpp/start_server.sh"
+start_llama_server "$work/llama-server.log" -m "$model" -np "$par" -c $((16384 * par)) --jinja \
+    --override-kv lfm2.context_length=int:16384
+url="$llama_url"
 echo "llama-server: $url ($model, $par slots)"
 cd "$root"
 "$bin" eval tool-calls --limit 8 --backend "$url" --parallel "$par" \

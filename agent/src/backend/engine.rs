@@ -551,15 +551,20 @@ impl Decoder<'_> {
             .map_err(|e| failed("sampling", e))
     }
 
-    /// Runs a drawn token.
-    fn push(&mut self, token: u32) -> Result<(), BackendError> {
+    /// Keeps a drawn token (a cancelled turn ends first); false when the observer ended the
+    /// turn with it, which then is kept but not run.
+    fn keep(&mut self, token: u32) -> Result<bool, BackendError> {
         if self.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
             return Err(BackendError::Failed("cancelled".into()));
         }
         self.out.push(token);
         self.observe();
-        if self.stopped {
-            // The turn ends here: the token is kept but not run.
+        Ok(!self.stopped)
+    }
+
+    /// Runs a drawn token.
+    fn push(&mut self, token: u32) -> Result<(), BackendError> {
+        if !self.keep(token)? {
             return Ok(());
         }
         let session = &mut *self.session;
@@ -579,21 +584,14 @@ impl Decoder<'_> {
         if !timed(&mut self.times.grammar, || m.forced_tokens()).is_empty() {
             return self.push(token);
         }
-        let mut history = self.session.tokens().to_vec();
-        history.push(token);
-        let room = (self.session.context().saturating_sub(history.len()))
+        let tokens = self.session.tokens();
+        let room = (self.session.context().saturating_sub(tokens.len() + 1))
             .min(self.left().saturating_sub(1));
-        let mut draft = lookup::draft(&history, &opts);
-        draft.truncate(room);
+        let draft = lookup::draft_after(tokens, token, room, &opts);
         if draft.is_empty() {
             return self.push(token);
         }
-        if self.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
-            return Err(BackendError::Failed("cancelled".into()));
-        }
-        self.out.push(token);
-        self.observe();
-        if self.stopped {
+        if !self.keep(token)? {
             return Ok(());
         }
         let Decoder {

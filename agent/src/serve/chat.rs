@@ -9,7 +9,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
@@ -18,7 +18,7 @@ use tokio::time::timeout_at;
 
 use super::openai::{self, ApiError, ChatJob};
 use super::reply::{raw, raw_finish, reply};
-use super::stream::{chunk, delta_json, Delta};
+use super::stream::{chunk, delta_json, sse_response, Delta};
 use super::{authorized, error, AppState, CancelOnDrop, Job};
 use crate::runner::Turn;
 
@@ -163,18 +163,7 @@ async fn serve(s: AppState, req: Request, parse: Parse) -> Response {
     let stream = futures_util::stream::unfold(body, |mut body| async move {
         body.recv().await.map(|b| (Ok::<_, Infallible>(b), body))
     });
-    let mut r = Response::new(Body::from_stream(stream));
-    *r.status_mut() = StatusCode::OK;
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("text/event-stream"),
-    );
-    h.insert(
-        header::CACHE_CONTROL,
-        header::HeaderValue::from_static("no-cache"),
-    );
-    r
+    sse_response(Body::from_stream(stream))
 }
 
 fn timed_out(s: &AppState) -> ApiError {

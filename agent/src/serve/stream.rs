@@ -5,9 +5,25 @@
 //! finished reply's `reasoning_content`, the content deltas to its `content`, and each call is
 //! sent whole, once, with the same id, name and argument string as the non-streamed reply.
 
+use axum::body::Body;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::Response;
 use serde_json::{json, Value};
 
 use super::reply::Reply;
+
+/// A `200 text/event-stream` response (no caching) over `body`.
+pub(super) fn sse_response(body: Body) -> Response {
+    let mut r = Response::new(body);
+    *r.status_mut() = StatusCode::OK;
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    r
+}
 
 /// One piece of a streamed reply.
 #[derive(Debug, Clone, PartialEq)]

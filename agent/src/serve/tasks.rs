@@ -16,7 +16,6 @@ use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
-use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
@@ -25,6 +24,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::chat::read_body;
 use super::openai::ApiError;
+use super::stream::sse_response;
 use super::{error, AppState, CancelOnDrop};
 use crate::runner::{RunObserver, Step};
 
@@ -186,16 +186,5 @@ async fn start(s: &AppState, req: Request) -> Result<Response, ApiError> {
             ))
         },
     );
-    let mut r = Response::new(Body::from_stream(body));
-    *r.status_mut() = StatusCode::OK;
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("text/event-stream"),
-    );
-    h.insert(
-        header::CACHE_CONTROL,
-        header::HeaderValue::from_static("no-cache"),
-    );
-    Ok(r)
+    Ok(sse_response(Body::from_stream(body)))
 }

@@ -110,3 +110,18 @@ pub fn get(url: &str, path: &str) -> (u16, String) {
         resp.body_mut().read_to_string().unwrap(),
     )
 }
+
+/// POSTs `body` to `path` expecting a `200 text/event-stream` answer; its whole text.
+pub fn post_sse(url: &str, path: &str, body: &Value) -> String {
+    let mut resp = http()
+        .post(format!("{url}{path}"))
+        .header("Content-Type", "application/json")
+        .send(body.to_string().as_bytes())
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(
+        resp.headers().get("content-type").unwrap(),
+        "text/event-stream"
+    );
+    resp.body_mut().read_to_string().unwrap()
+}

@@ -229,7 +229,9 @@ fn a_bad_batch_moves_no_session() {
         .zip(&y)
         .map(|(p, q)| (p - q).abs())
         .fold(0.0, f32::max);
-    assert!(d < 1e-5 && before.len() == x.len(), "{d}");
+    // Same tolerance as the equivalence tests above: a's positions ran as chunks of 3, 1 and 1,
+    // c's as one chunk of 4, so their projections sum in different orders.
+    assert!(d <= 1e-4 && before.len() == x.len(), "{d}");
 }
 
 /// Greedy continuation of `prompt` for `n` tokens on `s`.

@@ -16,6 +16,10 @@ use lfm_engine::sampling::SamplingParams;
 use lfm_engine::session::Session;
 
 const F32_TOL: f32 = 1e-4;
+/// The f32 engine against transformers' own f32 run: each is an approximation of the exact
+/// logits, the engine within [`F32_TOL`] and transformers' f32 run within 6e-5 on these
+/// fixtures, so the two may differ by the sum.
+const F32_PAIR_TOL: f32 = F32_TOL + 6e-5;
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/parity")
@@ -159,9 +163,9 @@ fn assert_within(case: &str, label: &str, got: &Measured, tol: f32) {
     }
 }
 
-/// The f32 engine against transformers in float64 (the exact computation) and against
-/// transformers' own f32 run, both within 1e-4 (transformers' f32 run is itself 3e-5 to 6e-5
-/// off its f64 run on these fixtures, at |logit| up to 30). The f64 engine against the f64 reference within 5e-5: the
+/// The f32 engine against transformers in float64 (the exact computation) within 1e-4, and
+/// against transformers' own f32 run within 1.6e-4 (that run is itself 3e-5 to 6e-5 off its
+/// f64 run on these fixtures, at |logit| up to 30). The f64 engine against the f64 reference within 5e-5: the
 /// reference builds its RoPE tables in f32 even in a float64 model (its own token-by-token and
 /// one-pass f64 logits differ by up to 1e-5), and the engine returns f32 logits.
 fn check_f32_case(case: &str) {
@@ -175,7 +179,7 @@ fn check_f32_case(case: &str) {
         "{case}: greedy tokens vs f64"
     );
     let vs_f32 = measure(&m, &r, "");
-    assert_within(case, "f32 vs transformers f32", &vs_f32, F32_TOL);
+    assert_within(case, "f32 vs transformers f32", &vs_f32, F32_PAIR_TOL);
     assert_eq!(
         vs_f32.greedy_tokens,
         r.ids("greedy_tokens"),

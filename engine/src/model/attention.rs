@@ -13,7 +13,8 @@ use super::Span;
 use crate::error::Result;
 use crate::session::KvCache;
 
-/// Query rows per attention tile: bounds the score matrix to `heads x 64 x S` floats.
+/// Query rows per attention tile on the general path (a model that does not compute in f32):
+/// bounds the score matrix to `heads x 64 x S` values.
 const QUERY_TILE: usize = 64;
 
 /// One attention operator.
@@ -111,11 +112,11 @@ impl Attention {
         }
         cache.append(&k.transpose(0, 1)?, &v.transpose(0, 1)?)?;
         let scale = (hd as f64).powf(-0.5);
-        if t == 1 && q.dtype() == DType::F32 {
-            // Decoding one token: read the cache in place (see `KvCache::attend_one`).
+        if q.dtype() == DType::F32 {
+            // Read the cache in place, in tiles (see `KvCache::attend`).
             let qv = q.flatten_all()?.to_vec1::<f32>()?;
-            if let Some(out) = cache.attend_one(&qv, nh, scale as f32)? {
-                return Ok(Tensor::from_vec(out, (1, nh * hd), q.device())?);
+            if let Some(out) = cache.attend(&qv, t, nh, scale as f32)? {
+                return Ok(Tensor::from_vec(out, (t, nh * hd), q.device())?);
             }
         }
         let (keys, values) = cache.view()?; // [nkv, S, hd]

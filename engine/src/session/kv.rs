@@ -9,8 +9,6 @@
 //! on read.
 
 use candle_core::{CpuStorage, DType, Device, Storage, Tensor};
-use half::slice::HalfFloatSliceExt;
-use rayon::prelude::*;
 
 use crate::error::Result;
 
@@ -124,71 +122,58 @@ impl KvCache {
         ))
     }
 
-    /// Attention of one query position over every held token, read straight from an f16
-    /// cache: each key and value row is widened into a small buffer as it is used, so no f32
-    /// copy of the cache is made (at 2K tokens of context that copy was about a quarter of
-    /// decode time). `q` holds `num_heads` query heads of `head_dim` values (query head `i`
-    /// reads KV head `i / (num_heads / kv_heads)`), already rotated; the result has the same
-    /// layout. `None` when the cache is not f16 stored for f32 compute (the caller then
-    /// goes through [`Self::view`]).
-    pub fn attend_one(&self, q: &[f32], num_heads: usize, scale: f32) -> Result<Option<Vec<f32>>> {
-        if self.k.dtype() != DType::F16 || self.compute != DType::F32 || self.len == 0 {
-            return Ok(None);
-        }
+    /// Causal attention of the last `queries` positions over every held token, read straight
+    /// from the buffers (see [`super::attend`]): no f32 copy of the cache and no score matrix
+    /// is made, at any context length. `q` is `[queries, num_heads, head_dim]`, already
+    /// rotated (query head `i` reads KV head `i / (num_heads / kv_heads)`); the result is
+    /// `[queries, num_heads·head_dim]`. `None` when the model does not compute in f32 or the
+    /// cache is stored in neither f16 nor f32 (the caller then goes through [`Self::view`]).
+    pub fn attend(
+        &self,
+        q: &[f32],
+        queries: usize,
+        num_heads: usize,
+        scale: f32,
+    ) -> Result<Option<Vec<f32>>> {
+        use super::attend::{Job, Rows, Shape};
         let (nkv, cap, hd) = self.k.dims3()?;
-        if !num_heads.is_multiple_of(nkv) || q.len() != num_heads * hd {
+        if self.compute != DType::F32
+            || queries == 0
+            || queries > self.len
+            || !num_heads.is_multiple_of(nkv)
+            || q.len() != queries * num_heads * hd
+        {
             return Ok(None);
         }
-        let g = num_heads / nkv;
-        let len = self.len;
         let (ks, kl) = self.k.storage_and_layout();
         let (vs, vl) = self.v.storage_and_layout();
-        let (Storage::Cpu(CpuStorage::F16(kd)), Storage::Cpu(CpuStorage::F16(vd))) = (&*ks, &*vs)
-        else {
-            return Ok(None);
-        };
         if !kl.is_contiguous() || !vl.is_contiguous() {
             return Ok(None);
         }
-        let (kd, vd) = (&kd[kl.start_offset()..], &vd[vl.start_offset()..]);
-        let mut out = vec![0f32; num_heads * hd];
-        out.par_chunks_mut(g * hd).enumerate().for_each(|(h, o)| {
-            let base = h * cap * hd;
-            let keys = &kd[base..base + len * hd];
-            let values = &vd[base..base + len * hd];
-            let qh = &q[h * g * hd..(h + 1) * g * hd];
-            let mut row = vec![0f32; hd];
-            // scores[j * len + s]: query j of this group against key s.
-            let mut scores = vec![0f32; g * len];
-            for (s, k) in keys.chunks_exact(hd).enumerate() {
-                k.convert_to_f32_slice(&mut row);
-                for (j, qj) in qh.chunks_exact(hd).enumerate() {
-                    let dot: f32 = qj.iter().zip(&row).map(|(a, b)| a * b).sum();
-                    scores[j * len + s] = dot * scale;
-                }
+        let (k0, v0) = (kl.start_offset(), vl.start_offset());
+        let (keys, values) = match (&*ks, &*vs) {
+            (Storage::Cpu(CpuStorage::F16(k)), Storage::Cpu(CpuStorage::F16(v))) => {
+                (Rows::F16(&k[k0..]), Rows::F16(&v[v0..]))
             }
-            for sc in scores.chunks_exact_mut(len) {
-                let max = sc.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let mut sum = 0f32;
-                for x in sc.iter_mut() {
-                    *x = (*x - max).exp();
-                    sum += *x;
-                }
-                for x in sc.iter_mut() {
-                    *x /= sum;
-                }
+            (Storage::Cpu(CpuStorage::F32(k)), Storage::Cpu(CpuStorage::F32(v))) => {
+                (Rows::F32(&k[k0..]), Rows::F32(&v[v0..]))
             }
-            for (s, v) in values.chunks_exact(hd).enumerate() {
-                v.convert_to_f32_slice(&mut row);
-                for (j, oj) in o.chunks_exact_mut(hd).enumerate() {
-                    let p = scores[j * len + s];
-                    for (a, b) in oj.iter_mut().zip(&row) {
-                        *a += p * b;
-                    }
-                }
-            }
-        });
-        Ok(Some(out))
+            _ => return Ok(None),
+        };
+        Ok(Some(super::attend::attend(&Job {
+            q,
+            keys,
+            values,
+            shape: Shape {
+                heads: num_heads,
+                kv_heads: nkv,
+                head_dim: hd,
+                stride: cap,
+                queries,
+                pos: self.len - queries,
+            },
+            scale,
+        })))
     }
 
     /// Forgets every token from position `len` on.
@@ -238,10 +223,10 @@ impl KvCache {
 mod attend_tests {
     use super::*;
 
-    /// `attend_one` against the widened copy and plain softmax attention, with GQA (8 query
+    /// `attend` of one query against the widened copy and plain softmax attention, with GQA (8 query
     /// heads over 2 KV heads) and a capacity larger than the length.
     #[test]
-    fn attend_one_matches_attention_over_the_widened_cache() {
+    fn attend_matches_attention_over_the_widened_cache() {
         let (nkv, nh, hd, len) = (2, 8, 16, 37);
         let mut c = KvCache::new(nkv, hd, 64, 64, DType::F16, DType::F32).unwrap();
         let val = |i: usize| ((i * 7919 % 1000) as f32 / 500.0) - 1.0;
@@ -252,7 +237,7 @@ mod attend_tests {
         c.append(&kt, &vt).unwrap();
         let q: Vec<f32> = (0..nh * hd).map(|i| val(i + 101)).collect();
         let scale = 0.25f32;
-        let got = c.attend_one(&q, nh, scale).unwrap().unwrap();
+        let got = c.attend(&q, 1, nh, scale).unwrap().unwrap();
         let (kw, vw) = c.view().unwrap();
         let kw: Vec<Vec<Vec<f32>>> = kw.to_vec3().unwrap();
         let vw: Vec<Vec<Vec<f32>>> = vw.to_vec3().unwrap();
@@ -273,8 +258,13 @@ mod attend_tests {
             }
         }
         assert!(worst < 1e-5, "max difference {worst}");
-        // Not f16 storage: the caller takes the general path.
-        let f = KvCache::new(nkv, hd, 64, 64, DType::F32, DType::F32).unwrap();
-        assert!(f.attend_one(&q, nh, scale).unwrap().is_none());
+        // Not f32 compute: the caller takes the general path.
+        let mut f = KvCache::new(nkv, hd, 64, 64, DType::F16, DType::F16).unwrap();
+        f.append(
+            &kt.to_dtype(DType::F16).unwrap(),
+            &vt.to_dtype(DType::F16).unwrap(),
+        )
+        .unwrap();
+        assert!(f.attend(&q, 1, nh, scale).unwrap().is_none());
     }
 }

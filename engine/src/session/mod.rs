@@ -11,6 +11,7 @@
 //! holds (even past the current position after a rollback); a snapshot restores only if those
 //! tokens still match, so a restore after the rows were overwritten is refused, not wrong.
 
+mod attend;
 mod kv;
 
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,0 +1,122 @@
+//! The vector operations the attention kernels are written in, for AVX-512 (16 lanes), AVX2
+//! (8 lanes) and plain scalars (1 lane, the fallback on other CPUs).
+//!
+//! The methods are `#[inline(always)]` and carry no `target_feature` of their own: they are
+//! only called from kernels that a `#[target_feature]` function inlined after checking the CPU,
+//! so they compile to the vector instructions of that function.
+
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::*;
+
+/// A vector of `W` f32 lanes.
+pub(super) trait Vector: Copy {
+    /// Lanes.
+    const W: usize;
+    /// All lanes zero.
+    ///
+    /// # Safety
+    /// The CPU has the vector's instruction set.
+    unsafe fn zero() -> Self;
+    /// Every lane `x`.
+    ///
+    /// # Safety
+    /// As [`Vector::zero`].
+    unsafe fn splat(x: f32) -> Self;
+    /// Reads `W` lanes at `p`.
+    ///
+    /// # Safety
+    /// As [`Vector::zero`], and `p` points at `W` readable floats.
+    unsafe fn load(p: *const f32) -> Self;
+    /// Writes the lanes at `p`.
+    ///
+    /// # Safety
+    /// As [`Vector::zero`], and `p` points at `W` writable floats.
+    unsafe fn store(self, p: *mut f32);
+    /// `a·b + c`, lane by lane.
+    ///
+    /// # Safety
+    /// As [`Vector::zero`].
+    unsafe fn fma(a: Self, b: Self, c: Self) -> Self;
+}
+
+/// One lane: the portable fallback.
+#[derive(Clone, Copy)]
+pub(super) struct Scalar(f32);
+
+impl Vector for Scalar {
+    const W: usize = 1;
+    #[inline(always)]
+    unsafe fn zero() -> Self {
+        Scalar(0.0)
+    }
+    #[inline(always)]
+    unsafe fn splat(x: f32) -> Self {
+        Scalar(x)
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> Self {
+        // SAFETY: the caller guarantees one readable float at `p`.
+        Scalar(unsafe { *p })
+    }
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f32) {
+        // SAFETY: the caller guarantees one writable float at `p`.
+        unsafe { *p = self.0 }
+    }
+    #[inline(always)]
+    unsafe fn fma(a: Self, b: Self, c: Self) -> Self {
+        Scalar(a.0 * b.0 + c.0)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Vector for __m512 {
+    const W: usize = 16;
+    #[inline(always)]
+    unsafe fn zero() -> Self {
+        // SAFETY (all methods): the caller checked AVX-512F; pointers as the trait requires.
+        unsafe { _mm512_setzero_ps() }
+    }
+    #[inline(always)]
+    unsafe fn splat(x: f32) -> Self {
+        unsafe { _mm512_set1_ps(x) }
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> Self {
+        unsafe { _mm512_loadu_ps(p) }
+    }
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f32) {
+        unsafe { _mm512_storeu_ps(p, self) }
+    }
+    #[inline(always)]
+    unsafe fn fma(a: Self, b: Self, c: Self) -> Self {
+        unsafe { _mm512_fmadd_ps(a, b, c) }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Vector for __m256 {
+    const W: usize = 8;
+    #[inline(always)]
+    unsafe fn zero() -> Self {
+        // SAFETY (all methods): the caller checked AVX2 and FMA; pointers as the trait requires.
+        unsafe { _mm256_setzero_ps() }
+    }
+    #[inline(always)]
+    unsafe fn splat(x: f32) -> Self {
+        unsafe { _mm256_set1_ps(x) }
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> Self {
+        unsafe { _mm256_loadu_ps(p) }
+    }
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f32) {
+        unsafe { _mm256_storeu_ps(p, self) }
+    }
+    #[inline(always)]
+    unsafe fn fma(a: Self, b: Self, c: Self) -> Self {
+        unsafe { _mm256_fmadd_ps(a, b, c) }
+    }
+}

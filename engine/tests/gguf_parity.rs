@@ -90,7 +90,7 @@ fn ours(m: &LoadedModel, tokens: &[u32]) -> Vec<(&'static str, Vec<Vec<f32>>)> {
         "GGUF sessions default to an f16 KV cache"
     );
     let f16_kv = rows(s.forward(tokens, Logits::All).unwrap());
-    // Decoding reads an f16 cache in place (`KvCache::attend_one`), not through a widened copy.
+    // Decoding reads an f16 cache in place (`KvCache::attend`), not through a widened copy.
     let mut s = Session::new(m.model.clone(), 256).unwrap();
     let f16_single: Vec<Vec<f32>> = tokens.iter().map(|&t| s.decode(t).unwrap()).collect();
     vec![

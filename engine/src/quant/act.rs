@@ -26,6 +26,10 @@ pub struct BlockQ8_0 {
     pub d: f32,
     /// `Σ qs`.
     pub sum: i32,
+    /// `Σ qs · d`, rounded once: a kernel that adds a power-of-two offset `b` to every weight
+    /// takes `b · sd` off, which is bitwise `(b · Σ qs) · d` (scaling by a power of two is
+    /// exact).
+    pub sd: f32,
     /// The quantized values.
     pub qs: [i8; 32],
 }
@@ -144,9 +148,11 @@ fn quantize_q8_0(x: &[f32]) -> BlockQ8_0 {
         *q = r.clamp(-127, 127) as i8;
         sum += *q as i32;
     }
+    let d = f16::from_f32(d).to_f32();
     BlockQ8_0 {
-        d: f16::from_f32(d).to_f32(),
+        d,
         sum,
+        sd: sum as f32 * d,
         qs,
     }
 }

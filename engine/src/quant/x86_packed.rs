@@ -116,7 +116,7 @@ unsafe fn packed_dot<const Q8: bool, const NT: usize>(
 ) {
     let m4 = _mm512_set1_epi8(0x0F);
     let flip = _mm512_set1_epi8(0x80u8 as i8);
-    let bias: i32 = if Q8 { 128 } else { 8 };
+    let bias: f32 = if Q8 { 128.0 } else { 8.0 };
     let zero = _mm512_setzero_si512();
     let idx0 = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
     let idx1 = _mm512_set_epi32(7, 7, 7, 7, 6, 6, 6, 6, 5, 5, 5, 5, 4, 4, 4, 4);
@@ -156,12 +156,13 @@ unsafe fn packed_dot<const Q8: bool, const NT: usize>(
                     _mm512_fmadd_ps(_mm512_cvtepi32_ps(d0), _mm512_mul_ps(sp0, dy), acc[t][0]);
                 acc[t][1] =
                     _mm512_fmadd_ps(_mm512_cvtepi32_ps(d1), _mm512_mul_ps(sp1, dy), acc[t][1]);
-                off[t] = _mm256_fmadd_ps(s256, _mm256_set1_ps((bias * y.sum) as f32 * y.d), off[t]);
+                off[t] = _mm256_fmadd_ps(s256, _mm256_set1_ps(y.sd), off[t]);
             }
         }
     }
     for t in 0..NT {
-        let o = spill(off[t]);
+        // The offset was summed per unit of `bias` (see `BlockQ8_0::sd`).
+        let o = spill(_mm256_mul_ps(off[t], _mm256_set1_ps(bias)));
         // SAFETY: token t's 8 outputs are writable (`group_dot`'s contract).
         let dst = unsafe { out.0.add(t * out.1) };
         lanes_to_rows(acc[t][0], &o[0..4], dst);

@@ -122,4 +122,3 @@ fn exp2_is_close_to_the_library_function() {
     assert_eq!(exp2(-200.0), 0.0);
     assert_eq!(exp2(0.0), 1.0);
 }
-

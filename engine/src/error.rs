@@ -163,6 +163,9 @@ pub enum Error {
     /// grammar (a key repeated in one object): it stops instead, with no valid output.
     #[error("constraint dead end: {0}")]
     DeadEnd(String),
+    /// The caller's cancel flag was raised while it waited (for room in a batch).
+    #[error("cancelled while waiting for {0}")]
+    Cancelled(&'static str),
     /// A snapshot no longer matches the session it is restored into.
     #[error("snapshot is stale: {0}")]
     StaleSnapshot(String),

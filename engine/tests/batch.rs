@@ -9,7 +9,9 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
+use lfm_engine::batch::{BatchOptions, BatchedSession, Batcher};
 use lfm_engine::folder::{LoadOptions, LoadedModel};
 use lfm_engine::model::{Lfm2Model, Logits};
 use lfm_engine::session::Session;
@@ -248,8 +250,6 @@ fn greedy(s: &mut lfm_engine::batch::BatchedSession, prompt: &[u32], n: usize) -
 
 #[test]
 fn threads_sharing_a_batcher_get_what_they_get_alone() {
-    use lfm_engine::batch::{BatchOptions, BatchedSession, Batcher};
-    use std::time::Duration;
     let m = load("gguf/micro-q8_0.gguf");
     let vocab = m.config().vocab_size as u32;
     let p = plans(vocab);
@@ -273,7 +273,7 @@ fn threads_sharing_a_batcher_get_what_they_get_alone() {
                 let (m, b) = (m.clone(), b.clone());
                 sc.spawn(move || {
                     let mut s = BatchedSession::new(Session::new(m, 64).unwrap(), Some(b));
-                    let _member = s.join(p.tokens.len() + 12).unwrap();
+                    let _member = s.join(p.tokens.len() + 12, None).unwrap();
                     greedy(&mut s, &p.tokens, 12)
                 })
             })
@@ -286,13 +286,13 @@ fn threads_sharing_a_batcher_get_what_they_get_alone() {
 
     // The KV budget: more than all of it is refused; a share that does not fit waits for a
     // member to leave.
-    assert!(matches!(b.join(161), Err(Error::ContextFull { .. })));
-    let big = b.join(150).unwrap();
+    assert!(matches!(b.join(161, None), Err(Error::ContextFull { .. })));
+    let big = b.join(150, None).unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::scope(|sc| {
         let b = b.clone();
         sc.spawn(move || {
-            let _m = b.join(20).unwrap();
+            let _m = b.join(20, None).unwrap();
             tx.send(()).unwrap();
         });
         assert!(
@@ -303,4 +303,68 @@ fn threads_sharing_a_batcher_get_what_they_get_alone() {
         rx.recv_timeout(Duration::from_secs(5))
             .expect("joined once room was freed");
     });
+}
+
+/// Waits until `n` turns are in line for room in `b`.
+fn until_waiting(b: &Batcher, n: usize) {
+    let start = std::time::Instant::now();
+    while b.waiting() != n {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{} waiting, not {n}",
+            b.waiting()
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Turns get room in the order they asked for it (a small turn that would fit does not
+/// overtake a larger one ahead of it), and a cancelled wait leaves the line.
+#[test]
+fn joins_wait_in_line_and_can_be_cancelled() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let b = Batcher::new(BatchOptions {
+        max_batch: 4,
+        kv_budget: 100,
+        wait: Duration::from_millis(1),
+    })
+    .unwrap();
+    let held = b.join(90, None).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::scope(|sc| {
+        for (name, tokens, ahead) in [("large", 60, 0), ("small", 5, 1)] {
+            until_waiting(&b, ahead);
+            let (b, tx) = (b.clone(), tx.clone());
+            sc.spawn(move || {
+                let m = b.join(tokens, None).unwrap();
+                tx.send(name).unwrap();
+                m
+            });
+        }
+        until_waiting(&b, 2);
+        assert!(
+            rx.recv_timeout(Duration::from_millis(200)).is_err(),
+            "a turn overtook the one ahead of it"
+        );
+        drop(held);
+        let order: Vec<&str> = (0..2)
+            .map(|_| rx.recv_timeout(Duration::from_secs(5)).unwrap())
+            .collect();
+        assert_eq!(order, ["large", "small"]);
+    });
+    assert_eq!(b.waiting(), 0);
+
+    let held = b.join(90, None).unwrap();
+    let cancel = AtomicBool::new(false);
+    std::thread::scope(|sc| {
+        let waiter = sc.spawn(|| b.join(60, Some(&cancel)).map(|_| ()));
+        until_waiting(&b, 1);
+        cancel.store(true, Ordering::Relaxed);
+        let e = waiter.join().unwrap();
+        assert!(matches!(e, Err(Error::Cancelled(_))), "{e:?}");
+    });
+    // The cancelled turn left the line: a turn that fits joins at once.
+    assert_eq!(b.waiting(), 0);
+    let _small = b.join(10, None).unwrap();
+    drop(held);
 }

@@ -445,12 +445,14 @@ impl EngineBackend {
     /// taken) for as long as the returned membership lives.
     fn room(&self, prompt_len: usize, max_tokens: usize) -> Result<Option<Member>, BackendError> {
         let needed = self.fits(prompt_len, max_tokens)?;
-        self.session.join(needed).map_err(|e| match e {
-            lfm_engine::Error::ContextFull { needed, limit } => {
-                BackendError::ContextFull { needed, limit }
-            }
-            e => failed("joining the batch", e),
-        })
+        self.session
+            .join(needed, self.cancel.as_deref())
+            .map_err(|e| match e {
+                lfm_engine::Error::ContextFull { needed, limit } => {
+                    BackendError::ContextFull { needed, limit }
+                }
+                e => failed("joining the batch", e),
+            })
     }
 
     /// Keeps the point after the prompt and the one after the generation.

@@ -9,12 +9,14 @@
 //! the pass runs the other threads' mask and sampling work for the next token overlaps it.
 //!
 //! Members hold a share of a KV budget, counted in tokens (their turn's prompt and most new
-//! tokens): a turn that does not fit waits for others to finish; one larger than the whole
-//! budget is refused. A long prompt goes in chunks ([`BatchedSession::prefill`]), so it never
+//! tokens): a turn that does not fit waits for others to finish, in arrival order (a waiting
+//! turn is never overtaken by a later, smaller one), and stops waiting when its cancel flag is
+//! raised; one larger than the whole budget is refused. A long prompt goes in chunks ([`BatchedSession::prefill`]), so it never
 //! stalls the others' decoding for longer than one chunk. Sessions that share a prefix (a
 //! task's system turn) fork one prefilled state of it ([`SharedPrefixes`]).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -54,8 +56,10 @@ struct Request {
 /// Counts and the KV budget, shared with the members.
 struct Shared {
     members: AtomicUsize,
-    reserved: Mutex<usize>,
+    budget: Mutex<Budget>,
     freed: Condvar,
+    /// Ids for the join queue.
+    next_id: AtomicU64,
     /// Passes run and sequences in them (for the mean batch size).
     passes: AtomicUsize,
     rows: AtomicUsize,
@@ -69,6 +73,16 @@ pub struct Batcher {
     opts: Arc<BatchOptions>,
 }
 
+/// The KV budget's state: tokens reserved by members, and the turns waiting to join, first
+/// come first.
+struct Budget {
+    reserved: usize,
+    waiting: VecDeque<u64>,
+}
+
+/// How often a waiting join looks at its cancel flag.
+const CANCEL_POLL: Duration = Duration::from_millis(20);
+
 /// A sequence's membership: counted while it lives, its KV share returned on drop.
 pub struct Member {
     shared: Arc<Shared>,
@@ -78,8 +92,8 @@ pub struct Member {
 impl Drop for Member {
     fn drop(&mut self) {
         self.shared.members.fetch_sub(1, Ordering::SeqCst);
-        if let Ok(mut r) = self.shared.reserved.lock() {
-            *r = r.saturating_sub(self.tokens);
+        if let Ok(mut b) = self.shared.budget.lock() {
+            b.reserved = b.reserved.saturating_sub(self.tokens);
         }
         self.shared.freed.notify_all();
     }
@@ -96,8 +110,12 @@ impl Batcher {
         }
         let shared = Arc::new(Shared {
             members: AtomicUsize::new(0),
-            reserved: Mutex::new(0),
+            budget: Mutex::new(Budget {
+                reserved: 0,
+                waiting: VecDeque::new(),
+            }),
             freed: Condvar::new(),
+            next_id: AtomicU64::new(0),
             passes: AtomicUsize::new(0),
             rows: AtomicUsize::new(0),
         });
@@ -118,8 +136,10 @@ impl Batcher {
         &self.opts
     }
 
-    /// Joins with a KV share of `tokens`, waiting while the budget is taken.
-    pub fn join(&self, tokens: usize) -> Result<Member> {
+    /// Joins with a KV share of `tokens`, waiting while the budget is taken; turns join in
+    /// the order they asked. With `cancel`, it stops waiting (an [`Error::Cancelled`]) soon
+    /// after the flag is raised.
+    pub fn join(&self, tokens: usize, cancel: Option<&AtomicBool>) -> Result<Member> {
         let budget = self.opts.kv_budget;
         if tokens > budget {
             return Err(Error::ContextFull {
@@ -127,20 +147,39 @@ impl Batcher {
                 limit: budget,
             });
         }
-        let mut r = self
-            .shared
-            .reserved
-            .lock()
-            .map_err(|_| Error::arg("batch", "the KV budget lock is poisoned"))?;
-        while *r + tokens > budget {
-            r = self
-                .shared
-                .freed
-                .wait(r)
-                .map_err(|_| Error::arg("batch", "the KV budget lock is poisoned"))?;
+        let poisoned = || Error::arg("batch", "the KV budget lock is poisoned");
+        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut b = self.shared.budget.lock().map_err(|_| poisoned())?;
+        b.waiting.push_back(id);
+        loop {
+            if b.waiting.front() == Some(&id) && b.reserved + tokens <= budget {
+                break;
+            }
+            if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+                b.waiting.retain(|&w| w != id);
+                drop(b);
+                // The turn behind this one may fit now.
+                self.shared.freed.notify_all();
+                return Err(Error::Cancelled("room in the batch"));
+            }
+            b = match cancel {
+                Some(_) => {
+                    let (b, _) = self
+                        .shared
+                        .freed
+                        .wait_timeout(b, CANCEL_POLL)
+                        .map_err(|_| poisoned())?;
+                    b
+                }
+                None => self.shared.freed.wait(b).map_err(|_| poisoned())?,
+            };
         }
-        *r += tokens;
+        b.waiting.pop_front();
+        b.reserved += tokens;
+        drop(b);
         self.shared.members.fetch_add(1, Ordering::SeqCst);
+        // The next in line may fit too.
+        self.shared.freed.notify_all();
         Ok(Member {
             shared: self.shared.clone(),
             tokens,
@@ -169,6 +208,11 @@ impl Batcher {
             Ok((s, out)) => (Some(s), out),
             Err(_) => (None, Err(stopped())),
         }
+    }
+
+    /// Turns waiting for room in the KV budget.
+    pub fn waiting(&self) -> usize {
+        self.shared.budget.lock().map_or(0, |b| b.waiting.len())
     }
 
     /// Passes run so far, and the mean number of sequences in each.

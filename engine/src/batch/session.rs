@@ -1,5 +1,6 @@
 //! [`BatchedSession`]: a session whose forward passes go through a [`Batcher`] when it has one.
 
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use candle_core::{DType, Tensor};
@@ -51,10 +52,14 @@ impl BatchedSession {
         self.session = Some(session);
     }
 
-    /// Joins the batcher for a turn of at most `tokens` (prompt and new tokens); `None` when
-    /// the session runs alone.
-    pub fn join(&self, tokens: usize) -> Result<Option<Member>> {
-        self.batcher.as_ref().map(|b| b.join(tokens)).transpose()
+    /// Joins the batcher for a turn of at most `tokens` (prompt and new tokens), waiting in
+    /// line for room unless `cancel` is raised (see [`Batcher::join`]); `None` when the
+    /// session runs alone.
+    pub fn join(&self, tokens: usize, cancel: Option<&AtomicBool>) -> Result<Option<Member>> {
+        self.batcher
+            .as_ref()
+            .map(|b| b.join(tokens, cancel))
+            .transpose()
     }
 
     /// Runs `tokens` as one chunk (in a shared pass when batched).

@@ -165,9 +165,10 @@ fn assert_within(case: &str, label: &str, got: &Measured, tol: f32) {
 
 /// The f32 engine against transformers in float64 (the exact computation) within 1e-4, and
 /// against transformers' own f32 run within 1.6e-4 (that run is itself 3e-5 to 6e-5 off its
-/// f64 run on these fixtures, at |logit| up to 30). The f64 engine against the f64 reference within 5e-5: the
-/// reference builds its RoPE tables in f32 even in a float64 model (its own token-by-token and
-/// one-pass f64 logits differ by up to 1e-5), and the engine returns f32 logits.
+/// f64 run on these fixtures, at |logit| up to 30). The f64 engine against the f64 reference
+/// within 5e-5: the reference builds its RoPE tables in f32 even in a float64 model (its own
+/// token-by-token and one-pass f64 logits differ by up to 1e-5), and the engine returns f32
+/// logits.
 fn check_f32_case(case: &str) {
     let r = Reference::open(&fixtures().join(case));
     let m = load(case, ComputeDtype::Auto);

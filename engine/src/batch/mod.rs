@@ -11,8 +11,9 @@
 //! Members hold a share of a KV budget, counted in tokens (their turn's prompt and most new
 //! tokens): a turn that does not fit waits for others to finish, in arrival order (a waiting
 //! turn is never overtaken by a later, smaller one), and stops waiting when its cancel flag is
-//! raised; one larger than the whole budget is refused. A long prompt goes in chunks ([`BatchedSession::prefill`]), so it never
-//! stalls the others' decoding for longer than one chunk. Sessions that share a prefix (a
+//! raised; one larger than the whole budget is refused. A long prompt goes in chunks
+//! ([`BatchedSession::prefill`]), so it never stalls the others' decoding for longer than one
+//! chunk. Sessions that share a prefix (a
 //! task's system turn) fork one prefilled state of it ([`SharedPrefixes`]).
 
 use std::collections::VecDeque;

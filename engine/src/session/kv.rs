@@ -223,8 +223,8 @@ impl KvCache {
 mod attend_tests {
     use super::*;
 
-    /// `attend` of one query against the widened copy and plain softmax attention, with GQA (8 query
-    /// heads over 2 KV heads) and a capacity larger than the length.
+    /// `attend` of one query against the widened copy and plain softmax attention, with GQA
+    /// (8 query heads over 2 KV heads) and a capacity larger than the length.
     #[test]
     fn attend_matches_attention_over_the_widened_cache() {
         let (nkv, nh, hd, len) = (2, 8, 16, 37);

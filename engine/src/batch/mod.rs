@@ -17,7 +17,7 @@
 //! task's system turn) fork one prefilled state of it ([`SharedPrefixes`]).
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -59,8 +59,6 @@ struct Shared {
     members: AtomicUsize,
     budget: Mutex<Budget>,
     freed: Condvar,
-    /// Ids for the join queue.
-    next_id: AtomicU64,
     /// Passes run and sequences in them (for the mean batch size).
     passes: AtomicUsize,
     rows: AtomicUsize,
@@ -79,6 +77,8 @@ pub struct Batcher {
 struct Budget {
     reserved: usize,
     waiting: VecDeque<u64>,
+    /// The id the next turn to ask gets.
+    next_id: u64,
 }
 
 /// How often a waiting join looks at its cancel flag.
@@ -114,9 +114,9 @@ impl Batcher {
             budget: Mutex::new(Budget {
                 reserved: 0,
                 waiting: VecDeque::new(),
+                next_id: 0,
             }),
             freed: Condvar::new(),
-            next_id: AtomicU64::new(0),
             passes: AtomicUsize::new(0),
             rows: AtomicUsize::new(0),
         });
@@ -149,8 +149,9 @@ impl Batcher {
             });
         }
         let poisoned = || Error::arg("batch", "the KV budget lock is poisoned");
-        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
         let mut b = self.shared.budget.lock().map_err(|_| poisoned())?;
+        let id = b.next_id;
+        b.next_id += 1;
         b.waiting.push_back(id);
         loop {
             if b.waiting.front() == Some(&id) && b.reserved + tokens <= budget {

@@ -100,6 +100,8 @@ unsafe fn item_in<V: Vector, const NS: usize, const NA: usize>(
             qt[r * hdp + d] = x * q2;
         }
     }
+    // Rows past `rows` (padding to a multiple of ROWS) score 0 against every key and are
+    // accumulated like the others, but never read.
     let mut o = vec![0f32; rows_p * hdp];
     let mut m = vec![f32::NEG_INFINITY; rows];
     let mut l = vec![0f32; rows];
@@ -150,7 +152,6 @@ unsafe fn item_in<V: Vector, const NS: usize, const NA: usize>(
                 }
             }
         }
-        sc[rows * BLOCK..].fill(0.0);
         // SAFETY: as above.
         unsafe { accumulate::<V, NA>(&sc, &vb, &mut o, rows_p, hdp, cols) };
     }

@@ -69,54 +69,55 @@ impl Vector for Scalar {
     }
 }
 
+/// `Vector` for an x86 vector type through its intrinsics (the caller checked the CPU for
+/// them; pointers as the trait requires).
 #[cfg(target_arch = "x86_64")]
-impl Vector for __m512 {
-    const W: usize = 16;
-    #[inline(always)]
-    unsafe fn zero() -> Self {
-        // SAFETY (all methods): the caller checked AVX-512F; pointers as the trait requires.
-        unsafe { _mm512_setzero_ps() }
-    }
-    #[inline(always)]
-    unsafe fn splat(x: f32) -> Self {
-        unsafe { _mm512_set1_ps(x) }
-    }
-    #[inline(always)]
-    unsafe fn load(p: *const f32) -> Self {
-        unsafe { _mm512_loadu_ps(p) }
-    }
-    #[inline(always)]
-    unsafe fn store(self, p: *mut f32) {
-        unsafe { _mm512_storeu_ps(p, self) }
-    }
-    #[inline(always)]
-    unsafe fn fma(a: Self, b: Self, c: Self) -> Self {
-        unsafe { _mm512_fmadd_ps(a, b, c) }
-    }
+macro_rules! x86_vector {
+    ($ty:ty, $w:expr, $zero:ident, $splat:ident, $load:ident, $store:ident, $fma:ident) => {
+        impl Vector for $ty {
+            const W: usize = $w;
+            #[inline(always)]
+            unsafe fn zero() -> Self {
+                // SAFETY (all methods): the caller's contract (see the trait).
+                unsafe { $zero() }
+            }
+            #[inline(always)]
+            unsafe fn splat(x: f32) -> Self {
+                unsafe { $splat(x) }
+            }
+            #[inline(always)]
+            unsafe fn load(p: *const f32) -> Self {
+                unsafe { $load(p) }
+            }
+            #[inline(always)]
+            unsafe fn store(self, p: *mut f32) {
+                unsafe { $store(p, self) }
+            }
+            #[inline(always)]
+            unsafe fn fma(a: Self, b: Self, c: Self) -> Self {
+                unsafe { $fma(a, b, c) }
+            }
+        }
+    };
 }
 
 #[cfg(target_arch = "x86_64")]
-impl Vector for __m256 {
-    const W: usize = 8;
-    #[inline(always)]
-    unsafe fn zero() -> Self {
-        // SAFETY (all methods): the caller checked AVX2 and FMA; pointers as the trait requires.
-        unsafe { _mm256_setzero_ps() }
-    }
-    #[inline(always)]
-    unsafe fn splat(x: f32) -> Self {
-        unsafe { _mm256_set1_ps(x) }
-    }
-    #[inline(always)]
-    unsafe fn load(p: *const f32) -> Self {
-        unsafe { _mm256_loadu_ps(p) }
-    }
-    #[inline(always)]
-    unsafe fn store(self, p: *mut f32) {
-        unsafe { _mm256_storeu_ps(p, self) }
-    }
-    #[inline(always)]
-    unsafe fn fma(a: Self, b: Self, c: Self) -> Self {
-        unsafe { _mm256_fmadd_ps(a, b, c) }
-    }
-}
+x86_vector!(
+    __m512,
+    16,
+    _mm512_setzero_ps,
+    _mm512_set1_ps,
+    _mm512_loadu_ps,
+    _mm512_storeu_ps,
+    _mm512_fmadd_ps
+);
+#[cfg(target_arch = "x86_64")]
+x86_vector!(
+    __m256,
+    8,
+    _mm256_setzero_ps,
+    _mm256_set1_ps,
+    _mm256_loadu_ps,
+    _mm256_storeu_ps,
+    _mm256_fmadd_ps
+);

@@ -256,7 +256,7 @@ fn threads_sharing_a_batcher_get_what_they_get_alone() {
     let alone: Vec<Vec<u32>> = p
         .iter()
         .map(|p| {
-            let mut s = BatchedSession::new(Session::new(m.clone(), 64).unwrap(), None);
+            let mut s = BatchedSession::new(Session::new(m.clone(), 64).unwrap(), None).unwrap();
             greedy(&mut s, &p.tokens, 12)
         })
         .collect();
@@ -272,9 +272,11 @@ fn threads_sharing_a_batcher_get_what_they_get_alone() {
             .map(|p| {
                 let (m, b) = (m.clone(), b.clone());
                 sc.spawn(move || {
-                    let mut s = BatchedSession::new(Session::new(m, 64).unwrap(), Some(b));
-                    let _member = s.join(p.tokens.len() + 12, None).unwrap();
-                    greedy(&mut s, &p.tokens, 12)
+                    let mut s = BatchedSession::new(Session::new(m, 64).unwrap(), Some(b)).unwrap();
+                    s.begin(p.tokens.len() + 12, None).unwrap();
+                    let out = greedy(&mut s, &p.tokens, 12);
+                    s.end();
+                    out
                 })
             })
             .collect();
@@ -284,15 +286,16 @@ fn threads_sharing_a_batcher_get_what_they_get_alone() {
     let (passes, per_pass) = b.stats();
     assert!(per_pass > 1.5, "{passes} passes, {per_pass} per pass");
 
-    // The KV budget: more than all of it is refused; a share that does not fit waits for a
-    // member to leave.
-    assert!(matches!(b.join(161, None), Err(Error::ContextFull { .. })));
-    let big = b.join(150, None).unwrap();
+    // The KV budget: more than all of it is refused; a hold that does not fit waits for
+    // room (the parked sessions were dropped with their owners).
+    assert_eq!(b.budget_use().used, 0);
+    assert!(matches!(b.hold(161, None), Err(Error::ContextFull { .. })));
+    let big = b.hold(150, None).unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::scope(|sc| {
         let b = b.clone();
         sc.spawn(move || {
-            let _m = b.join(20, None).unwrap();
+            let _m = b.hold(20, None).unwrap();
             tx.send(()).unwrap();
         });
         assert!(
@@ -321,7 +324,7 @@ fn until_waiting(b: &Batcher, n: usize) {
 /// Turns get room in the order they asked for it (a small turn that would fit does not
 /// overtake a larger one ahead of it), and a cancelled wait leaves the line.
 #[test]
-fn joins_wait_in_line_and_can_be_cancelled() {
+fn holds_wait_in_line_and_can_be_cancelled() {
     use std::sync::atomic::{AtomicBool, Ordering};
     let b = Batcher::new(BatchOptions {
         max_batch: 4,
@@ -329,14 +332,14 @@ fn joins_wait_in_line_and_can_be_cancelled() {
         wait: Duration::from_millis(1),
     })
     .unwrap();
-    let held = b.join(90, None).unwrap();
+    let held = b.hold(90, None).unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::scope(|sc| {
         for (name, tokens, ahead) in [("large", 60, 0), ("small", 5, 1)] {
             until_waiting(&b, ahead);
             let (b, tx) = (b.clone(), tx.clone());
             sc.spawn(move || {
-                let m = b.join(tokens, None).unwrap();
+                let m = b.hold(tokens, None).unwrap();
                 tx.send(name).unwrap();
                 m
             });
@@ -354,10 +357,10 @@ fn joins_wait_in_line_and_can_be_cancelled() {
     });
     assert_eq!(b.waiting(), 0);
 
-    let held = b.join(90, None).unwrap();
+    let held = b.hold(90, None).unwrap();
     let cancel = AtomicBool::new(false);
     std::thread::scope(|sc| {
-        let waiter = sc.spawn(|| b.join(60, Some(&cancel)).map(|_| ()));
+        let waiter = sc.spawn(|| b.hold(60, Some(&cancel)).map(|_| ()));
         until_waiting(&b, 1);
         cancel.store(true, Ordering::Relaxed);
         let e = waiter.join().unwrap();
@@ -365,6 +368,6 @@ fn joins_wait_in_line_and_can_be_cancelled() {
     });
     // The cancelled turn left the line: a turn that fits joins at once.
     assert_eq!(b.waiting(), 0);
-    let _small = b.join(10, None).unwrap();
+    let _small = b.hold(10, None).unwrap();
     drop(held);
 }

@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use lfm_engine::batch::{BatchedSession, Batcher, Claim, Member, Prefix, SharedPrefixes};
+use lfm_engine::batch::{BatchedSession, Batcher, Claim, Prefix, SharedPrefixes};
 use lfm_engine::constraint::{ConstraintCompiler, ConstraintSpec, GrammarMatcher};
 use lfm_engine::folder::LoadedModel;
 use lfm_engine::lookup::{self, DraftOptions, Verdict};
@@ -123,7 +123,7 @@ impl EngineBackend {
         model.template().map_err(|e| e.to_string())?;
         let compiler = model.constraint_compiler().map_err(|e| e.to_string())?;
         let session = Session::new(model.model.clone(), opts.context).map_err(|e| e.to_string())?;
-        let session = BatchedSession::new(session, None);
+        let session = BatchedSession::new(session, None).map_err(|e| e.to_string())?;
         let sampler = Sampler::new(opts.sampling.clone()).map_err(|e| e.to_string())?;
         Ok(EngineBackend {
             stop_tokens: model.stop_tokens(),
@@ -169,12 +169,16 @@ impl EngineBackend {
     }
 
     /// Runs this backend's forward passes through `batcher`, shared with other backends on
-    /// other threads (continuous batching). Each turn holds a share of the batcher's KV budget
-    /// (its prompt and `max_tokens`) while it runs.
+    /// other threads (continuous batching). The session's KV lives in the batcher's budget:
+    /// each turn holds room for its prompt and `max_tokens`; between turns the session is
+    /// parked, and may be evicted for another turn's room (the next turn then prefills its
+    /// conversation again).
     pub fn with_batcher(mut self, batcher: Batcher) -> Result<Self, String> {
+        let m = self.model.model.clone();
+        let kv = m.default_kv_dtype();
         let session =
-            Session::new(self.model.model.clone(), self.opts.context).map_err(|e| e.to_string())?;
-        self.session = BatchedSession::new(session, Some(batcher));
+            Session::with_capacity(m, self.opts.context, kv, 0).map_err(|e| e.to_string())?;
+        self.session = BatchedSession::new(session, Some(batcher)).map_err(|e| e.to_string())?;
         self.system = None;
         self.points.clear();
         self.last = None;
@@ -189,22 +193,22 @@ impl EngineBackend {
         self
     }
 
-    /// A fork of the shared state at the end of the system turn `prefix` when there is one
-    /// (waiting while another backend prefills it), or the claim to prefill it.
+    /// Makes the session a fork of the shared state at the end of the system turn `prefix`
+    /// when there is one (waiting while another backend prefills it), or gives the claim to
+    /// prefill it. Only when the session holds no usable state of that system turn.
     fn adopt_system(&mut self, prefix_len: usize) -> Result<Option<Claim>, BackendError> {
-        let (Some(shared), Some((tokens, None))) = (&self.shared, &self.system) else {
+        let (Some(shared), Some((tokens, point))) = (&self.shared, &self.system) else {
             return Ok(None);
         };
-        if prefix_len == 0 {
+        if prefix_len == 0 || point.as_ref().is_some_and(|p| self.session.can_restore(p)) {
             return Ok(None);
         }
         match shared
-            .get(tokens)
+            .get(tokens, &mut self.session)
             .map_err(|e| failed("sharing the system turn", e))?
         {
             Prefix::Claimed(c) => Ok(Some(c)),
-            Prefix::Fork(session) => {
-                self.session.replace(session);
+            Prefix::Forked => {
                 self.points.clear();
                 let snap = self.session.snapshot().map_err(|e| failed("snapshot", e))?;
                 if let Some((_, s)) = &mut self.system {
@@ -287,7 +291,7 @@ impl EngineBackend {
                     if let Some(c) = claim.take().filter(|c| c.tokens() == &ids[..mark]) {
                         // A failed hand-over only costs the others a prefill of their own
                         // (the dropped claim wakes them); this turn goes on.
-                        let handed = self.session.get().and_then(|s| c.fulfil(s));
+                        let handed = c.fulfil(&self.session);
                         if let Err(e) = handed {
                             tracing::warn!(error = %e, "could not share the system turn");
                         }
@@ -375,13 +379,19 @@ impl EngineBackend {
     /// token unless the prompt starts with it, then free sampling until an end token or
     /// `max_tokens`. Saved points are used and kept as for chat turns.
     pub fn complete_raw(&mut self, prompt: &str, max_tokens: usize) -> Result<Turn, BackendError> {
+        let out = self.raw_turn(prompt, max_tokens);
+        self.session.end();
+        out
+    }
+
+    fn raw_turn(&mut self, prompt: &str, max_tokens: usize) -> Result<Turn, BackendError> {
         let mut ids = self.prompt_ids(prompt)?;
         if let Some(bos) = self.model.model.config().bos_token_id {
             if ids.first() != Some(&bos) {
                 ids.insert(0, bos);
             }
         }
-        let _member = self.room(ids.len(), max_tokens)?;
+        self.room(ids.len(), max_tokens)?;
         let (logits, prefilled) = self.prefill(&ids, 0, 0, None)?;
         let prompt_point = self.session.snapshot().map_err(|e| failed("snapshot", e))?;
         let tok = self.tokenizer().clone();
@@ -441,12 +451,12 @@ impl EngineBackend {
         Ok(needed)
     }
 
-    /// [`Self::fits`], and, when batched, takes their share of the batcher's budget (waiting while it is
-    /// taken) for as long as the returned membership lives.
-    fn room(&self, prompt_len: usize, max_tokens: usize) -> Result<Option<Member>, BackendError> {
+    /// [`Self::fits`], and begins the session's turn: when batched, that holds KV room for
+    /// them in the batcher's budget (waiting while it is taken) until the turn ends.
+    fn room(&mut self, prompt_len: usize, max_tokens: usize) -> Result<(), BackendError> {
         let needed = self.fits(prompt_len, max_tokens)?;
         self.session
-            .join(needed, self.cancel.as_deref())
+            .begin(needed, self.cancel.as_deref())
             .map_err(|e| match e {
                 lfm_engine::Error::ContextFull { needed, limit } => {
                     BackendError::ContextFull { needed, limit }
@@ -697,6 +707,16 @@ impl Backend for EngineBackend {
     }
 
     fn complete(&mut self, req: &TurnRequest<'_>) -> Result<Turn, BackendError> {
+        let out = self.turn(req);
+        // Batched, the session goes back to the park with what it holds, whatever happened.
+        self.session.end();
+        out
+    }
+}
+
+impl EngineBackend {
+    /// One chat turn ([`Backend::complete`]) inside the session's turn.
+    fn turn(&mut self, req: &TurnRequest<'_>) -> Result<Turn, BackendError> {
         let tools: Vec<Value> = req
             .tools
             .iter()
@@ -713,10 +733,11 @@ impl Backend for EngineBackend {
         }
         self.fits(ids.len(), req.max_tokens)?;
         let system_len = self.system_prefix(req.messages, &tools, &ids)?;
-        // Before joining the batch: this may wait for another backend's prefill.
+        // Room in the batcher's budget for the turn (waits while it is taken), then the
+        // shared system turn (this may wait for another backend's prefill, which holds its
+        // own room already).
+        self.room(ids.len(), req.max_tokens)?;
         let claim = self.adopt_system(system_len)?;
-        // A share of the batcher's budget for the turn (waits while it is taken).
-        let _member = self.room(ids.len(), req.max_tokens)?;
         let t0 = Instant::now();
         let assistant_at = self.last_assistant_start(req.messages, &tools, &ids)?;
         let (logits, prefilled) = self.prefill(&ids, system_len, assistant_at, claim)?;

@@ -64,6 +64,7 @@ pub fn run(a: ExtractArgs) -> Result<()> {
     for (w, why) in &s.failed {
         println!("  failed lines {w}: {why} (rerun to retry)");
     }
+    p.print_stats();
     Ok(())
 }
 

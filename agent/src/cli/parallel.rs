@@ -17,9 +17,10 @@ pub struct ParallelArgs {
     /// in half the available memory, at most 8).
     #[arg(long, value_name = "N")]
     pub parallel: Option<usize>,
-    /// Tokens the turns in flight may take together (prompt and most new tokens of each); a
-    /// turn that does not fit waits, one larger is refused (default: parallel × context). It
-    /// bounds the work in flight, not resident memory: sessions keep their KV buffers.
+    /// Tokens of KV the parallel sequences may hold together (default: parallel × context).
+    /// Each turn holds room for its prompt and most new tokens; between turns a sequence's
+    /// KV is kept while there is room (an idle one is dropped for a turn that needs it); a
+    /// turn that does not fit waits, one larger is refused.
     #[arg(long, value_name = "TOKENS")]
     pub kv_budget: Option<usize>,
 }
@@ -33,6 +34,8 @@ pub struct Parallel {
     pub n: usize,
     pub kv_budget: usize,
     batcher: Option<Batcher>,
+    /// Bytes of KV per token of the model (for the figures).
+    kv_token_bytes: usize,
 }
 
 /// An engine backend over `model`: alone, or batched through `batcher` (its prefill chunk cut
@@ -121,6 +124,7 @@ impl ParallelArgs {
             n,
             kv_budget,
             batcher: None,
+            kv_token_bytes: kv_bytes_per_token(model),
         };
         p.batcher = p.another_batcher()?;
         Ok(p)
@@ -137,6 +141,7 @@ impl ParallelArgs {
             n,
             kv_budget: usize::MAX,
             batcher: None,
+            kv_token_bytes: 0,
         })
     }
 }
@@ -169,13 +174,25 @@ impl Parallel {
         self.batcher.as_ref()
     }
 
-    /// How much the sequences shared their passes, when they did.
+    /// How much the sequences shared their passes, and the KV they held, when batched.
     pub fn print_stats(&self) {
         if let Some(b) = &self.batcher {
             let (passes, per_pass) = b.stats();
+            let kv = b.budget_use();
+            let mib = |tokens: usize| (tokens * self.kv_token_bytes) as f64 / (1 << 20) as f64;
+            let peak = lfm_engine::session::kv_memory().peak as f64 / (1 << 20) as f64;
             println!(
                 "parallel {}: {passes} shared forward passes, {per_pass:.2} sequences per pass",
                 self.n
+            );
+            println!(
+                "KV budget {} tokens ({:.1} MiB): at most {} tokens ({:.1} MiB) held, {} idle \
+                 sequences evicted; KV buffers in the process peaked at {peak:.1} MiB",
+                kv.limit,
+                mib(kv.limit),
+                kv.peak,
+                mib(kv.peak),
+                kv.evictions
             );
         }
     }

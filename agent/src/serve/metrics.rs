@@ -127,6 +127,7 @@ impl Metrics {
             ),
         ];
         let (passes, per_pass) = self.batcher.as_ref().map_or((0, 0.0), |b| b.stats());
+        let kv = self.batcher.as_ref().map(|b| b.budget_use());
         let batch = [
             (
                 "lfm_batch_passes_total",
@@ -139,6 +140,24 @@ impl Metrics {
                 "gauge",
                 "Mean sequences per shared pass, since start.",
                 per_pass,
+            ),
+            (
+                "lfm_kv_budget_tokens",
+                "gauge",
+                "Tokens of KV the batched sequences may hold together.",
+                kv.map_or(0.0, |k| k.limit as f64),
+            ),
+            (
+                "lfm_kv_held_tokens",
+                "gauge",
+                "Tokens of KV the batched sequences hold now, in turns and parked.",
+                kv.map_or(0.0, |k| k.used as f64),
+            ),
+            (
+                "lfm_kv_evictions_total",
+                "counter",
+                "Idle sequences' KV dropped to make room for a turn.",
+                kv.map_or(0.0, |k| k.evictions as f64),
             ),
         ];
         for (name, kind, help, v) in lines.into_iter().chain(batch) {

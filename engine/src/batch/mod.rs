@@ -8,16 +8,15 @@
 //! short wait for the slow ones), so sequences join and leave at token boundaries, and while
 //! the pass runs the other threads' mask and sampling work for the next token overlaps it.
 //!
-//! Members hold a share of a KV budget, counted in tokens (their turn's prompt and most new
-//! tokens): a turn that does not fit waits for others to finish, in arrival order (a waiting
-//! turn is never overtaken by a later, smaller one), and stops waiting when its cancel flag is
-//! raised; one larger than the whole budget is refused. A long prompt goes in chunks
-//! ([`BatchedSession::prefill`]), so it never stalls the others' decoding for longer than one
-//! chunk. Sessions that share a prefix (a
-//! task's system turn) fork one prefilled state of it ([`SharedPrefixes`]).
+//! Sessions hold their KV memory in a budget, counted in tokens of KV buffers ([`Hold`]): in a
+//! turn the owner holds it, between turns the session is parked in the batcher, where a turn
+//! short of room may evict it (see `budget.rs`). A turn that does not fit waits in line, and
+//! stops waiting when its cancel flag is raised; one larger than the whole budget is refused.
+//! A long prompt goes in chunks ([`BatchedSession::prefill`]), so it never stalls the others'
+//! decoding for longer than one chunk. Sessions that share a prefix (a task's system turn)
+//! fork one prefilled state of it ([`SharedPrefixes`]).
 
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -28,9 +27,11 @@ use crate::error::{Error, Result};
 use crate::model::Logits;
 use crate::session::Session;
 
+mod budget;
 mod prefix;
 mod session;
 
+pub use budget::{BudgetUse, Hold, Ticket};
 pub use prefix::{Claim, Prefix, SharedPrefixes};
 pub use session::BatchedSession;
 
@@ -39,9 +40,8 @@ pub use session::BatchedSession;
 pub struct BatchOptions {
     /// Most sequences in one pass.
     pub max_batch: usize,
-    /// Tokens all members' turns in flight may take together (prompt and most new tokens of
-    /// each). It bounds the work in flight, not resident memory: a session keeps its KV
-    /// buffers between turns.
+    /// Tokens of KV buffers the sessions may hold together, in turns and parked between
+    /// them.
     pub kv_budget: usize,
     /// How long a pass waits for members that have not handed in a chunk yet.
     pub wait: Duration,
@@ -57,7 +57,7 @@ struct Request {
 /// Counts and the KV budget, shared with the members.
 struct Shared {
     members: AtomicUsize,
-    budget: Mutex<Budget>,
+    budget: Mutex<budget::Budget>,
     freed: Condvar,
     /// Passes run and sequences in them (for the mean batch size).
     passes: AtomicUsize,
@@ -72,31 +72,14 @@ pub struct Batcher {
     opts: Arc<BatchOptions>,
 }
 
-/// The KV budget's state: tokens reserved by members, and the turns waiting to join, first
-/// come first.
-struct Budget {
-    reserved: usize,
-    waiting: VecDeque<u64>,
-    /// The id the next turn to ask gets.
-    next_id: u64,
-}
-
-/// How often a waiting join looks at its cancel flag.
-const CANCEL_POLL: Duration = Duration::from_millis(20);
-
-/// A sequence's membership: counted while it lives, its KV share returned on drop.
+/// A sequence in a turn, which the passes wait for: counted while it lives.
 pub struct Member {
     shared: Arc<Shared>,
-    tokens: usize,
 }
 
 impl Drop for Member {
     fn drop(&mut self) {
         self.shared.members.fetch_sub(1, Ordering::SeqCst);
-        if let Ok(mut b) = self.shared.budget.lock() {
-            b.reserved = b.reserved.saturating_sub(self.tokens);
-        }
-        self.shared.freed.notify_all();
     }
 }
 
@@ -111,11 +94,7 @@ impl Batcher {
         }
         let shared = Arc::new(Shared {
             members: AtomicUsize::new(0),
-            budget: Mutex::new(Budget {
-                reserved: 0,
-                waiting: VecDeque::new(),
-                next_id: 0,
-            }),
+            budget: Mutex::new(budget::Budget::default()),
             freed: Condvar::new(),
             passes: AtomicUsize::new(0),
             rows: AtomicUsize::new(0),
@@ -137,55 +116,13 @@ impl Batcher {
         &self.opts
     }
 
-    /// Joins with a KV share of `tokens`, waiting while the budget is taken; turns join in
-    /// the order they asked. With `cancel`, it stops waiting (an [`Error::Cancelled`]) soon
-    /// after the flag is raised.
-    pub fn join(&self, tokens: usize, cancel: Option<&AtomicBool>) -> Result<Member> {
-        let budget = self.opts.kv_budget;
-        if tokens > budget {
-            return Err(Error::ContextFull {
-                needed: tokens,
-                limit: budget,
-            });
-        }
-        let poisoned = || Error::arg("batch", "the KV budget lock is poisoned");
-        let mut b = self.shared.budget.lock().map_err(|_| poisoned())?;
-        let id = b.next_id;
-        b.next_id += 1;
-        b.waiting.push_back(id);
-        loop {
-            if b.waiting.front() == Some(&id) && b.reserved + tokens <= budget {
-                break;
-            }
-            if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
-                b.waiting.retain(|&w| w != id);
-                drop(b);
-                // The turn behind this one may fit now.
-                self.shared.freed.notify_all();
-                return Err(Error::Cancelled("room in the batch"));
-            }
-            b = match cancel {
-                Some(_) => {
-                    let (b, _) = self
-                        .shared
-                        .freed
-                        .wait_timeout(b, CANCEL_POLL)
-                        .map_err(|_| poisoned())?;
-                    b
-                }
-                None => self.shared.freed.wait(b).map_err(|_| poisoned())?,
-            };
-        }
-        b.waiting.pop_front();
-        b.reserved += tokens;
-        drop(b);
+    /// Counts a sequence in a turn until the returned member is dropped: passes wait a
+    /// moment for members that have not handed in their next chunk.
+    pub fn member(&self) -> Member {
         self.shared.members.fetch_add(1, Ordering::SeqCst);
-        // The next in line may fit too.
-        self.shared.freed.notify_all();
-        Ok(Member {
+        Member {
             shared: self.shared.clone(),
-            tokens,
-        })
+        }
     }
 
     /// Runs `tokens` on `session` in the next shared pass. The session comes back with the
@@ -210,11 +147,6 @@ impl Batcher {
             Ok((s, out)) => (Some(s), out),
             Err(_) => (None, Err(stopped())),
         }
-    }
-
-    /// Turns waiting for room in the KV budget.
-    pub fn waiting(&self) -> usize {
-        self.shared.budget.lock().map_or(0, |b| b.waiting.len())
     }
 
     /// Passes run so far, and the mean number of sequences in each.

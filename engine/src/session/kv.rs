@@ -7,10 +7,57 @@
 //! The buffers may be stored in a narrower dtype than the model computes in (f16 for GGUF
 //! models, as llama.cpp does, halving the cache): rows are rounded on append and widened back
 //! on read.
+//!
+//! Every buffer a cache allocates and frees is counted ([`kv_memory`]): the bytes of KV held
+//! in the process now, and the most held at once, which is what a KV budget is checked by.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use candle_core::{CpuStorage, DType, Device, Storage, Tensor};
 
 use crate::error::Result;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+/// Bytes of KV cache buffers held in this process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KvMemory {
+    /// Held now.
+    pub live: usize,
+    /// The most held at once since the start, or since [`reset_kv_peak`].
+    pub peak: usize,
+}
+
+/// What the process's KV caches hold now, and the most they held at once.
+pub fn kv_memory() -> KvMemory {
+    KvMemory {
+        live: LIVE.load(Ordering::SeqCst),
+        peak: PEAK.load(Ordering::SeqCst),
+    }
+}
+
+/// Starts the peak over from what is held now.
+pub fn reset_kv_peak() {
+    PEAK.store(LIVE.load(Ordering::SeqCst), Ordering::SeqCst);
+}
+
+fn tensor_bytes(t: &Tensor) -> usize {
+    t.elem_count() * t.dtype().size_in_bytes()
+}
+
+/// A zeroed buffer of `[heads, cap, head_dim]`, counted as held.
+fn buffer(heads: usize, cap: usize, head_dim: usize, dtype: DType) -> Result<Tensor> {
+    let t = Tensor::zeros((heads, cap, head_dim), dtype, &Device::Cpu)?;
+    let now = LIVE.fetch_add(tensor_bytes(&t), Ordering::SeqCst) + tensor_bytes(&t);
+    PEAK.fetch_max(now, Ordering::SeqCst);
+    Ok(t)
+}
+
+/// Counts `t` as freed (the caller drops it).
+fn freed(t: &Tensor) {
+    LIVE.fetch_sub(tensor_bytes(t), Ordering::SeqCst);
+}
 
 /// Keys and values of one attention layer.
 #[derive(Debug)]
@@ -28,8 +75,8 @@ pub struct KvCache {
 }
 
 impl KvCache {
-    /// An empty cache with room for `capacity` tokens, growing up to `max_capacity`, stored
-    /// in `store` and read back as `compute`.
+    /// An empty cache with room for `capacity` tokens (none is allowed), growing up to
+    /// `max_capacity`, stored in `store` and read back as `compute`.
     pub fn new(
         kv_heads: usize,
         head_dim: usize,
@@ -38,10 +85,10 @@ impl KvCache {
         store: DType,
         compute: DType,
     ) -> Result<Self> {
-        let shape = (kv_heads, capacity.clamp(1, max_capacity.max(1)), head_dim);
+        let cap = capacity.min(max_capacity.max(1));
         Ok(KvCache {
-            k: Tensor::zeros(shape, store, &Device::Cpu)?,
-            v: Tensor::zeros(shape, store, &Device::Cpu)?,
+            k: buffer(kv_heads, cap, head_dim, store)?,
+            v: buffer(kv_heads, cap, head_dim, store)?,
             len: 0,
             written: 0,
             max_capacity: max_capacity.max(1),
@@ -69,28 +116,86 @@ impl KvCache {
         self.k.dims()[1]
     }
 
-    /// Makes room for at least `needed` tokens, keeping every written row.
+    /// Makes room for at least `needed` tokens, keeping every written row; growing, it
+    /// doubles the capacity (up to the maximum) so that appends reallocate rarely.
     pub fn reserve(&mut self, needed: usize) -> Result<()> {
         if needed <= self.capacity() {
             return Ok(());
         }
+        self.grow_to(
+            needed.max(self.capacity() * 2).min(self.max_capacity),
+            needed,
+        )
+    }
+
+    /// Makes room for at least `needed` tokens, growing to exactly that many.
+    pub fn reserve_exact(&mut self, needed: usize) -> Result<()> {
+        if needed <= self.capacity() {
+            return Ok(());
+        }
+        self.grow_to(needed, needed)
+    }
+
+    /// New buffers of `cap` tokens holding every written row (`needed` is what the caller
+    /// asked for, for the error).
+    fn grow_to(&mut self, cap: usize, needed: usize) -> Result<()> {
         if needed > self.max_capacity {
             return Err(crate::Error::ContextFull {
                 needed,
                 limit: self.max_capacity,
             });
         }
-        let cap = needed.max(self.capacity() * 2).min(self.max_capacity);
         let (heads, _, hd) = self.k.dims3()?;
-        let grow = |old: &Tensor, len: usize| -> Result<Tensor> {
-            let t = Tensor::zeros((heads, cap, hd), old.dtype(), &Device::Cpu)?;
-            if len > 0 {
-                t.slice_set(&old.narrow(1, 0, len)?.contiguous()?, 1, 0)?;
+        let written = self.written;
+        let grow = |old: &mut Tensor| -> Result<()> {
+            let t = buffer(heads, cap, hd, old.dtype())?;
+            if written > 0 {
+                t.slice_set(&old.narrow(1, 0, written)?.contiguous()?, 1, 0)?;
             }
-            Ok(t)
+            freed(old);
+            *old = t;
+            Ok(())
         };
-        self.k = grow(&self.k, self.written)?;
-        self.v = grow(&self.v, self.written)?;
+        grow(&mut self.k)?;
+        grow(&mut self.v)
+    }
+
+    /// Frees the buffers (the cache is empty and holds no room afterwards).
+    pub fn release(&mut self) -> Result<()> {
+        let (heads, _, hd) = self.k.dims3()?;
+        for t in [&mut self.k, &mut self.v] {
+            let empty = buffer(heads, 0, hd, t.dtype())?;
+            freed(t);
+            *t = empty;
+        }
+        self.len = 0;
+        self.written = 0;
+        Ok(())
+    }
+
+    /// Makes `dst` hold this cache's rows (bitwise), growing it to exactly what they need
+    /// when it is smaller. Both must have the same shape and dtypes.
+    pub fn copy_into(&self, dst: &mut KvCache) -> Result<()> {
+        if self.k.dims()[0] != dst.k.dims()[0]
+            || self.k.dims()[2] != dst.k.dims()[2]
+            || self.k.dtype() != dst.k.dtype()
+        {
+            return Err(crate::Error::arg(
+                "session",
+                "the KV caches differ in shape or dtype",
+            ));
+        }
+        dst.len = 0;
+        dst.written = 0;
+        dst.reserve_exact(self.len)?;
+        if self.len > 0 {
+            dst.k
+                .slice_set(&self.k.narrow(1, 0, self.len)?.contiguous()?, 1, 0)?;
+            dst.v
+                .slice_set(&self.v.narrow(1, 0, self.len)?.contiguous()?, 1, 0)?;
+        }
+        dst.len = self.len;
+        dst.written = self.len;
         Ok(())
     }
 
@@ -194,28 +299,32 @@ impl KvCache {
         Ok(())
     }
 
-    /// A deep copy (the buffers are written in place, so a fork must not share them).
-    pub fn deep_clone(&self) -> Result<Self> {
-        let cap = self.capacity();
+    /// A deep copy with room for `capacity` tokens (at least its length): the buffers are
+    /// written in place, so a fork must not share them.
+    pub fn deep_clone(&self, capacity: usize) -> Result<Self> {
         let (heads, _, hd) = self.k.dims3()?;
         let mut c = KvCache::new(
             heads,
             hd,
-            cap,
+            capacity.max(self.len),
             self.max_capacity,
             self.k.dtype(),
             self.compute,
         )?;
-        if self.len > 0 {
-            let (k, v) = self.view()?;
-            c.append(&k, &v)?;
-        }
+        self.copy_into(&mut c)?;
         Ok(c)
     }
 
     /// Bytes held by the buffers.
     pub fn bytes(&self) -> usize {
         2 * self.k.elem_count() * self.k.dtype().size_in_bytes()
+    }
+}
+
+impl Drop for KvCache {
+    fn drop(&mut self) {
+        freed(&self.k);
+        freed(&self.v);
     }
 }
 

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use candle_core::{DType, Tensor};
-pub use kv::KvCache;
+pub use kv::{kv_memory, reset_kv_peak, KvCache, KvMemory};
 
 use crate::error::{Error, Result};
 use crate::model::{Lfm2Model, Logits, Seq};
@@ -105,6 +105,17 @@ impl Session {
 
     /// A session whose KV cache is stored in `kv_dtype` (f16, bf16, or the compute dtype).
     pub fn with_kv_dtype(model: Arc<Lfm2Model>, context: usize, kv_dtype: DType) -> Result<Self> {
+        Self::with_capacity(model, context, kv_dtype, context.min(512))
+    }
+
+    /// Like [`Session::with_kv_dtype`], with KV room for `reserve` tokens now (none is
+    /// allowed: the buffers grow as tokens come).
+    pub fn with_capacity(
+        model: Arc<Lfm2Model>,
+        context: usize,
+        kv_dtype: DType,
+        reserve: usize,
+    ) -> Result<Self> {
         if !matches!(kv_dtype, DType::F32 | DType::F16 | DType::BF16 | DType::F64) {
             return Err(Error::arg(
                 "kv_dtype",
@@ -120,7 +131,7 @@ impl Session {
                 ),
             ));
         }
-        let state = model.new_state(context.min(512), context, kv_dtype)?;
+        let state = model.new_state(reserve.min(context), context, kv_dtype)?;
         Ok(Session {
             model,
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
@@ -309,6 +320,13 @@ impl Session {
         }
     }
 
+    /// Whether [`Session::restore`] of `snap` would succeed.
+    pub fn can_restore(&self, snap: &Snapshot) -> bool {
+        snap.lineage == self.id
+            && snap.conv.len() == self.state.len()
+            && self.kv_tokens.get(..snap.tokens.len()) == Some(&snap.tokens[..])
+    }
+
     /// Returns to `snap`, which must come from this session or the session it was forked
     /// from, and whose KV rows must not have been overwritten since.
     pub fn restore(&mut self, snap: &Snapshot) -> Result<()> {
@@ -338,11 +356,24 @@ impl Session {
     /// An independent copy of this session at its current point. Snapshots taken from this
     /// session before the fork restore into the fork too.
     pub fn fork(&self) -> Result<Session> {
+        self.fork_sized(false)
+    }
+
+    /// Like [`Session::fork`], with KV buffers holding just the tokens consumed (no room to
+    /// grow): a copy to keep, not to go on from.
+    pub fn fork_exact(&self) -> Result<Session> {
+        self.fork_sized(true)
+    }
+
+    /// A fork whose KV buffers have this session's capacity, or (`exact`) just its length.
+    fn fork_sized(&self, exact: bool) -> Result<Session> {
         let state = self
             .state
             .iter()
             .map(|s| match s {
-                LayerState::Kv(c) => c.deep_clone().map(LayerState::Kv),
+                LayerState::Kv(c) => c
+                    .deep_clone(if exact { c.len() } else { c.capacity() })
+                    .map(LayerState::Kv),
                 LayerState::Conv(w) => Ok(LayerState::Conv(w.clone())),
             })
             .collect::<Result<_>>()?;
@@ -354,6 +385,74 @@ impl Session {
             kv_tokens: self.tokens.clone(),
             context: self.context,
         })
+    }
+
+    /// Makes `dst` a fork of this session at its current point (as [`Session::fork`] would,
+    /// snapshots included), reusing `dst`'s KV buffers where they have room. Both must run
+    /// the same model with the same context and KV dtype.
+    pub fn fork_into(&self, dst: &mut Session) -> Result<()> {
+        if !Arc::ptr_eq(&self.model, &dst.model)
+            || self.context != dst.context
+            || self.kv_dtype() != dst.kv_dtype()
+            || self.state.len() != dst.state.len()
+        {
+            return Err(Error::arg(
+                "session",
+                "cannot fork into a session of another model, context or KV dtype",
+            ));
+        }
+        for (src, st) in self.state.iter().zip(dst.state.iter_mut()) {
+            match (src, st) {
+                (LayerState::Kv(from), LayerState::Kv(to)) => from.copy_into(to)?,
+                (LayerState::Conv(from), LayerState::Conv(to)) => *to = from.clone(),
+                _ => return Err(Error::arg("session", "layer layouts differ")),
+            }
+        }
+        dst.id = self.id;
+        dst.tokens.clone_from(&self.tokens);
+        dst.kv_tokens.clone_from(&self.tokens);
+        Ok(())
+    }
+
+    /// Tokens every KV cache has room for without reallocating (the largest, where they
+    /// differ).
+    pub fn kv_capacity(&self) -> usize {
+        self.state
+            .iter()
+            .map(|s| match s {
+                LayerState::Kv(c) => c.capacity(),
+                LayerState::Conv(_) => 0,
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Grows every KV cache to room for exactly `tokens` (where it has less), keeping what
+    /// it holds.
+    pub fn reserve_kv(&mut self, tokens: usize) -> Result<()> {
+        if tokens > self.context {
+            return Err(Error::ContextFull {
+                needed: tokens,
+                limit: self.context,
+            });
+        }
+        for st in &mut self.state {
+            if let LayerState::Kv(c) = st {
+                c.reserve_exact(tokens)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Empties the session and frees its KV buffers (they grow again as it is used).
+    pub fn release_kv(&mut self) -> Result<()> {
+        self.reset()?;
+        for st in &mut self.state {
+            if let LayerState::Kv(c) = st {
+                c.release()?;
+            }
+        }
+        Ok(())
     }
 
     /// Forgets everything; the KV buffers are kept for reuse.

@@ -169,3 +169,46 @@ fn the_turn_grammar_takes_the_call_tokens_as_single_tokens() {
     m.accept(TOOL_CALL_END).unwrap();
     assert!(m.is_complete());
 }
+
+/// A run whose caller gives up (a server task past its deadline) stops inside the turn, at
+/// its next token, not when the turn ends: the observer's flag reaches the engine. Here the
+/// flag is already raised while `cancelled()` lets the run start its turn, so a backend that
+/// ignored the flag would generate the whole turn.
+#[tokio::test]
+async fn a_raised_cancel_flag_stops_the_engine_inside_the_turn() {
+    use lfm_agent::runner::RunObserver;
+    use std::sync::atomic::AtomicBool;
+    struct GaveUp(AtomicBool);
+    impl RunObserver for GaveUp {
+        fn step(&self, _: &Step) {}
+        fn cancel_flag(&self) -> Option<&AtomicBool> {
+            Some(&self.0)
+        }
+    }
+    let observer = GaveUp(AtomicBool::new(true));
+    let reg = Registry::new();
+    let limits = Limits {
+        max_steps: 1,
+        max_turn_tokens: 64,
+        ..Limits::default()
+    };
+    let task = RunTask {
+        registry: &reg,
+        answer_schema: None,
+        check: None,
+        narrow: None,
+        limits: &limits,
+        observer: Some(&observer),
+    };
+    let (mut b, _) = backend(0, 3);
+    let messages = vec![
+        Message::new(Role::System, "Answer briefly."),
+        Message::new(Role::User, "What is the time?"),
+    ];
+    let out = run(&mut b, &task, messages).await;
+    match &out.stop {
+        StopReason::BackendError { message } => assert!(message.contains("cancelled"), "{message}"),
+        other => panic!("the turn was not cancelled: {other:?}: {:#?}", out.steps),
+    }
+    assert!(out.completion_tokens <= 1, "{}", out.completion_tokens);
+}

@@ -391,7 +391,8 @@ impl EngineBackend {
                 ids.insert(0, bos);
             }
         }
-        self.room(ids.len(), max_tokens)?;
+        let cancel = self.cancel.clone();
+        self.room(ids.len(), max_tokens, cancel.as_deref())?;
         let (logits, prefilled) = self.prefill(&ids, 0, 0, None)?;
         let prompt_point = self.session.snapshot().map_err(|e| failed("snapshot", e))?;
         let tok = self.tokenizer().clone();
@@ -399,7 +400,7 @@ impl EngineBackend {
             session: &mut self.session,
             sampler: &mut self.sampler,
             stop_tokens: &self.stop_tokens,
-            cancel: self.cancel.as_deref(),
+            cancel: cancel.as_deref(),
             observer: self.observer.as_mut().map(|f| (f, &tok)),
             stopped: false,
             logits,
@@ -453,16 +454,19 @@ impl EngineBackend {
 
     /// [`Self::fits`], and begins the session's turn: when batched, that holds KV room for
     /// them in the batcher's budget (waiting while it is taken) until the turn ends.
-    fn room(&mut self, prompt_len: usize, max_tokens: usize) -> Result<(), BackendError> {
+    fn room(
+        &mut self,
+        prompt_len: usize,
+        max_tokens: usize,
+        cancel: Option<&AtomicBool>,
+    ) -> Result<(), BackendError> {
         let needed = self.fits(prompt_len, max_tokens)?;
-        self.session
-            .begin(needed, self.cancel.as_deref())
-            .map_err(|e| match e {
-                lfm_engine::Error::ContextFull { needed, limit } => {
-                    BackendError::ContextFull { needed, limit }
-                }
-                e => failed("joining the batch", e),
-            })
+        self.session.begin(needed, cancel).map_err(|e| match e {
+            lfm_engine::Error::ContextFull { needed, limit } => {
+                BackendError::ContextFull { needed, limit }
+            }
+            e => failed("joining the batch", e),
+        })
     }
 
     /// Keeps the point after the prompt and the one after the generation.
@@ -736,7 +740,10 @@ impl EngineBackend {
         // Room in the batcher's budget for the turn (waits while it is taken), then the
         // shared system turn (this may wait for another backend's prefill, which holds its
         // own room already).
-        self.room(ids.len(), req.max_tokens)?;
+        // The request's flag, else the backend's.
+        let own = self.cancel.clone();
+        let cancel = req.cancel.or(own.as_deref());
+        self.room(ids.len(), req.max_tokens, cancel)?;
         let claim = self.adopt_system(system_len)?;
         let t0 = Instant::now();
         let assistant_at = self.last_assistant_start(req.messages, &tools, &ids)?;
@@ -758,7 +765,7 @@ impl EngineBackend {
             session: &mut self.session,
             sampler: &mut self.sampler,
             stop_tokens: &self.stop_tokens,
-            cancel: self.cancel.as_deref(),
+            cancel,
             observer: self.observer.as_mut().map(|f| (f, &tok)),
             stopped: false,
             logits,

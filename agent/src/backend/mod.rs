@@ -45,6 +45,7 @@ impl<P: Backend, W: Backend> Backend for PlannerWriter<P, W> {
             // counts both against the run's token limit.
             max_tokens: req.max_tokens,
             require_call: false,
+            cancel: req.cancel,
         };
         let answer = self.writer.complete(&writer_req)?;
         let thinking = match plan.text.rfind("</think>") {
@@ -84,6 +85,7 @@ mod tests {
             answer_schema: None,
             max_tokens: 100,
             require_call: false,
+            cancel: None,
         };
         let mut p = PlannerWriter {
             planner: Fixed("<think>plan</think>{\"x\": 1}", 0),

@@ -122,6 +122,7 @@ fn ttft(b: &mut EngineBackend, system: &str, question: &str) -> Result<(f64, usi
             answer_schema: None,
             max_tokens: 1,
             require_call: false,
+            cancel: None,
         })
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     b.set_observer(None);

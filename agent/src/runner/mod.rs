@@ -15,6 +15,7 @@
 
 mod guard;
 
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use lfm_engine::text::{Message, Role};
@@ -39,6 +40,9 @@ pub struct TurnRequest<'a> {
     /// The message must be a call of one of `tools` (OpenAI's `tool_choice: "required"`):
     /// a backend that constrains output constrains the whole body after thinking to a call.
     pub require_call: bool,
+    /// Once raised, a backend that can stops the turn at its next token (an error): the
+    /// run's caller gave up on it.
+    pub cancel: Option<&'a AtomicBool>,
 }
 
 /// The backend's answer.
@@ -146,6 +150,10 @@ pub trait RunObserver: Send + Sync {
     /// Whether the run should stop before its next turn.
     fn cancelled(&self) -> bool {
         false
+    }
+    /// A flag the backend watches during a turn: raised, the turn stops at its next token.
+    fn cancel_flag(&self) -> Option<&AtomicBool> {
+        None
     }
 }
 
@@ -379,6 +387,7 @@ async fn drive(
                 answer_schema: narrowed.as_ref().or(answer_schema),
                 max_tokens: left.min(limits.max_turn_tokens),
                 require_call: false,
+                cancel: observer.and_then(|o| o.cancel_flag()),
             };
             match backend.complete(&req) {
                 Ok(turn) => break turn,

@@ -76,6 +76,9 @@ impl RunObserver for Forward {
     fn cancelled(&self) -> bool {
         self.cancel.load(Ordering::Relaxed)
     }
+    fn cancel_flag(&self) -> Option<&AtomicBool> {
+        Some(&self.cancel)
+    }
 }
 
 fn api(status: u16, message: impl Into<String>) -> ApiError {
@@ -130,7 +133,8 @@ async fn start(s: &AppState, req: Request) -> Result<Response, ApiError> {
         let _ = done_tx.send(());
     });
     let deadline = tokio::time::Instant::now() + s.opts.timeout;
-    // Past the deadline the run is told to stop; it ends at its next turn.
+    // Past the deadline the run is told to stop: an engine backend ends the turn at its next
+    // token, and the run ends there.
     let timer_cancel = cancel.clone();
     tokio::spawn(async move {
         if tokio::time::timeout_at(deadline, done_rx).await.is_err() {

@@ -165,6 +165,8 @@ fn run(
         answer_schema: c.answer_schema.as_ref(),
         max_tokens,
         require_call: c.require_call,
+        // The worker sets the job's flag on the backend itself.
+        cancel: None,
     };
     let turn = backend
         .complete(&req)

@@ -243,6 +243,7 @@ fn tool_call(agent: &Agent, specs: &[ToolSpec], system: &str, case: &Case) -> Re
         answer_schema: None,
         max_tokens: agent.config.limits.max_turn_tokens,
         require_call: true,
+        cancel: None,
     };
     let started_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -3,19 +3,21 @@
 # time against llama.cpp's server (llama-server -np N) as the backend, on one GGUF file.
 #
 #   bash bench/pipeline.sh MODEL.gguf [--tickets 200] [--parallel 8] [--threads 2] [--max-steps 2]
-#                                     [--max-turn-tokens 96] [--skip-llamacpp]
+#                                     [--max-turn-tokens 96] [--skip-llamacpp] [--llamacpp-tickets N]
 #
 # The tickets are the first --tickets of the bundled triage eval suite (evals/suites/triage, 100
 # tickets; more wrap around with new ids). Every run uses the same flags (--temperature 0,
 # --think-budget 0, the bundled docs) and writes its own output and traces under
-# target/bench/pipeline/. Prints tickets per minute for each and the ratios. On random weights
-# the records mean nothing; the work (turns, tool calls, tokens) is what is measured.
+# target/bench/pipeline/. Prints tickets per minute for each. --llamacpp-tickets N gives the
+# server only the first N tickets (it re-prefills every request of a hybrid model, about 20 s
+# each on two cores). On random weights the records mean nothing; the work (turns, tool calls,
+# tokens) is what is measured.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/.." && pwd)"
 [[ $# -ge 1 ]] || { sed -n 2,12p "$0"; exit 2; }
 model="$(realpath "$1")"; shift
-n=200 par=8 threads=2 steps=2 turn=96 llama=1
+n=200 par=8 threads=2 steps=2 turn=96 llama=1 llama_n=
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --tickets) n="$2"; shift 2 ;;
@@ -24,6 +26,7 @@ while [[ $# -gt 0 ]]; do
         --max-steps) steps="$2"; shift 2 ;;
         --max-turn-tokens) turn="$2"; shift 2 ;;
         --skip-llamacpp) llama=0; shift ;;
+        --llamacpp-tickets) llama_n="$2"; shift 2 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
 done
@@ -42,23 +45,26 @@ PY
 common=(triage "$work/tickets.jsonl" --docs "$root/examples/docs" --index "$work/index"
         --temperature 0 --think-budget 0 --max-steps "$steps" --max-turn-tokens "$turn" --ctx 8192)
 export RAYON_NUM_THREADS="$threads"
-run() { # name, extra args...
-    local name="$1"; shift
+run() { # name, tickets file, count, extra args...
+    local name="$1" tickets="$2" count="$3"; shift 3
     local t0 t1
+    common[1]="$tickets"
     t0=$(date +%s.%N)
     "$bin" "${common[@]}" --out "$work/$name.jsonl" --traces "$work/$name.sqlite" "$@" > "$work/$name.log" 2>&1 \
         || { tail -20 "$work/$name.log" >&2; exit 1; }
     t1=$(date +%s.%N)
-    python3 -c "import sys; n=int(sys.argv[1]); s=float(sys.argv[3])-float(sys.argv[2]); print(f'{sys.argv[4]:<24} {s:8.1f} s {n/s*60:8.2f} tickets/min')" "$n" "$t0" "$t1" "$name" | tee -a "$work/table.txt"
-    grep -E "^(triaged|parallel)" "$work/$name.log" | sed 's/^/    /'
+    python3 -c "import sys; n=int(sys.argv[1]); s=float(sys.argv[3])-float(sys.argv[2]); print(f'{sys.argv[4]:<24} {n:4d} tickets {s:8.1f} s {n/s*60:8.2f} tickets/min')" "$count" "$t0" "$t1" "$name" | tee -a "$work/table.txt"
+    grep -E "^(triaged|parallel|KV budget)" "$work/$name.log" | sed 's/^/    /'
 }
 echo "model $model, $n tickets, threads $threads, max steps $steps, max turn tokens $turn"
-run "ours-parallel-1" --model "$model" --parallel 1
-run "ours-parallel-$par" --model "$model" --parallel "$par"
+run "ours-parallel-1" "$work/tickets.jsonl" "$n" --model "$model" --parallel 1
+run "ours-parallel-$par" "$work/tickets.jsonl" "$n" --model "$model" --parallel "$par"
 if [[ "$llama" == 1 ]]; then
     bash "$root/scripts/llamacpp/build.sh" >/dev/null
     source "$root/target/llamacpp/env.sh"
     source "$root/scripts/llamacpp/start_server.sh"
     start_llama_server "$work/llama-server.log" -m "$model" -np "$par" -c $((8192 * par)) -t "$threads" --jinja
-    run "llama-server-np-$par" --backend "$llama_url" --parallel "$par"
+    llama_n="${llama_n:-$n}"
+    head -n "$llama_n" "$work/tickets.jsonl" > "$work/tickets-llamacpp.jsonl"
+    run "llama-server-np-$par" "$work/tickets-llamacpp.jsonl" "$llama_n" --backend "$llama_url" --parallel "$par"
 fi

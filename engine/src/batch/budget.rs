@@ -53,6 +53,12 @@ impl Budget {
         self.next_id
     }
 
+    /// Takes the parked entry `id` out, if it is still there.
+    fn take(&mut self, id: u64) -> Option<Parked> {
+        let i = self.parked.iter().position(|p| p.id == id)?;
+        Some(self.parked.remove(i))
+    }
+
     /// Whether growing a hold of `have` tokens to `want` fits in `limit`, evicting parked
     /// sessions (least recently used first) when that is needed and enough; evicts nothing
     /// when even evicting all of them would not do.
@@ -124,8 +130,7 @@ pub struct Ticket {
 impl Drop for Ticket {
     fn drop(&mut self) {
         let gone = self.shared.budget.lock().ok().and_then(|mut b| {
-            let i = b.parked.iter().position(|p| p.id == self.id)?;
-            let p = b.parked.remove(i);
+            let p = b.take(self.id)?;
             b.used -= p.tokens;
             Some(p.session)
         });
@@ -256,9 +261,7 @@ impl Batcher {
 
     /// The parked session and its hold, unless it was evicted.
     pub fn unpark(&self, ticket: Ticket) -> Option<(Session, Hold)> {
-        let mut b = self.shared.budget.lock().ok()?;
-        let i = b.parked.iter().position(|p| p.id == ticket.id)?;
-        let p = b.parked.remove(i);
+        let p = self.shared.budget.lock().ok()?.take(ticket.id)?;
         Some((
             p.session,
             Hold {
@@ -272,8 +275,7 @@ impl Batcher {
     /// was evicted.
     pub fn with_parked<R>(&self, ticket: &Ticket, f: impl FnOnce(&Session) -> R) -> Option<R> {
         let mut b = self.shared.budget.lock().ok()?;
-        let i = b.parked.iter().position(|p| p.id == ticket.id)?;
-        let p = b.parked.remove(i);
+        let p = b.take(ticket.id)?;
         let out = f(&p.session);
         b.parked.push(p);
         Some(out)

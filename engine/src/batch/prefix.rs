@@ -83,14 +83,13 @@ impl SharedPrefixes {
                     done: false,
                 }));
             };
-            if matches!(entries[i], Entry::Pending(_)) {
+            let Entry::Ready(_, kept) = &entries[i] else {
                 entries = self.0.changed.wait(entries).map_err(|_| poisoned())?;
                 continue;
-            }
-            let forked = match &entries[i] {
-                Entry::Pending(_) => None,
-                Entry::Ready(_, Kept::Own(s)) => Some(s.fork_into(into.get_mut()?)),
-                Entry::Ready(_, Kept::Parked(t)) => {
+            };
+            let forked = match kept {
+                Kept::Own(s) => Some(s.fork_into(into.get_mut()?)),
+                Kept::Parked(t) => {
                     let b = into.batcher().cloned();
                     let dst = into.get_mut()?;
                     b.and_then(|b| b.with_parked(t, |s| s.fork_into(dst)))

@@ -116,7 +116,6 @@ impl BatchedSession {
         let want = tokens.max(s.kv_capacity());
         let grown = s.reserve_kv(want);
         hold.shrink(want);
-        hold.cover(s.kv_capacity());
         self.hold = Some(hold);
         grown?;
         self.turn = Some(b.member());

@@ -26,10 +26,10 @@ pub struct BlockQ8_0 {
     pub d: f32,
     /// `Σ qs`.
     pub sum: i32,
-    /// `Σ qs · d`, rounded once: a kernel that adds a power-of-two offset `b` to every weight
-    /// takes `b · sd` off, which is bitwise `(b · Σ qs) · d` (scaling by a power of two is
-    /// exact).
-    pub sd: f32,
+    /// `-8 · Σ qs` and `-128 · Σ qs`: what a kernel whose weights enter as unsigned bytes
+    /// (Q4_0 as q + 8, Q8_0 as w + 128) adds to the block's integer dot, kept here so that it
+    /// is broadcast from memory.
+    pub unbias: [i32; 2],
     /// The quantized values.
     pub qs: [i8; 32],
 }
@@ -152,7 +152,7 @@ fn quantize_q8_0(x: &[f32]) -> BlockQ8_0 {
     BlockQ8_0 {
         d,
         sum,
-        sd: sum as f32 * d,
+        unbias: [-8 * sum, -128 * sum],
         qs,
     }
 }

@@ -197,7 +197,7 @@ pub struct QMatrix {
     cols: usize,
     row_bytes: usize,
     storage: Storage,
-    /// Rows are stored in the 8-row groups of `packed.rs`, not one after another.
+    /// Rows are stored in the 16-row groups of `packed.rs`, not one after another.
     packed: bool,
 }
 
@@ -281,7 +281,7 @@ impl QMatrix {
     }
 
     /// This matrix in the layout the fastest kernels on this CPU read: Q4_0 and Q8_0 with a
-    /// multiple of 8 rows become 8-row groups (an owned copy) when the CPU has AVX-512 VNNI;
+    /// multiple of 16 rows become 16-row groups (an owned copy) when the CPU has AVX-512 VNNI;
     /// anything else is returned as it is. The source pages of a mapped matrix are released
     /// (`MADV_DONTNEED`) once copied, so the file is not held in memory twice.
     pub fn into_fast_layout(self) -> QMatrix {
@@ -369,7 +369,7 @@ impl QMatrix {
         if start.checked_add(n)? > self.rows {
             return None;
         }
-        // Packed groups are 8 rows × row_bytes too, so whole groups slice the same way.
+        // Packed groups are 16 rows × row_bytes too, so whole groups slice the same way.
         if self.packed && !(start.is_multiple_of(packed::GROUP) && n.is_multiple_of(packed::GROUP))
         {
             return None;

@@ -1,21 +1,25 @@
-//! Q4_0 and Q8_0 matrices repacked at load into groups of 8 rows, for the AVX-512 VNNI
+//! Q4_0 and Q8_0 matrices repacked at load into groups of 16 rows, for the AVX-512 VNNI
 //! kernels in `x86_packed.rs`.
 //!
 //! ```text
-//! group g (rows 8g..8g+8), block k:  d[8] (f16, one per row), then
-//!   Q4_0: qs of rows 0..3 | qs of rows 4..7                 (16 B per row: 64 B per four rows)
-//!   Q8_0: first 16 qs of rows 0..3 | last 16 of rows 0..3 | first 16 of rows 4..7 | last 16 …
+//! group g (rows 16g..16g+16), block k:  d[16] (f16, one per row), then 64-byte quads:
+//!   quad c = for each row r in 0..16: 4 quant bytes of row r starting at byte 4c
+//!   Q4_0: 4 quads (16 B of nibbles per row; a quad's low nibbles are positions 4c..4c+4,
+//!         its high nibbles positions 16+4c..16+4c+4)
+//!   Q8_0: 8 quads (32 B per row, each byte stored xor 0x80, i.e. as the unsigned w + 128)
 //! ```
 //!
-//! The same bytes as the file (18 or 34 per row-block), reordered so that one block of all eight
-//! rows is contiguous and every 64-byte load covers the same 16 positions of four rows; the
-//! scales of the eight rows arrive in one 16-byte load. Groups follow one another, so a decode step still streams the
-//! matrix front to back.
+//! The same information as the file (18 or 34 bytes per row-block), reordered so that one
+//! block of all sixteen rows is contiguous and each 32-bit lane of a 64-byte load is four
+//! consecutive positions of one row: `vpdpbusd` against four activation bytes broadcast to
+//! every lane sums four products for each of the 16 rows at once, and a row's sum never has
+//! to be gathered across lanes. The sixteen scales arrive in one 32-byte load. Groups follow
+//! one another, so a decode step still streams the matrix front to back.
 
 use super::GgmlType;
 
 /// Rows per group.
-pub(super) const GROUP: usize = 8;
+pub(super) const GROUP: usize = 16;
 
 /// Bytes of one block of one row's quants (scale excluded).
 pub(super) fn quant_bytes(ty: GgmlType) -> usize {
@@ -36,11 +40,18 @@ pub(super) fn packable(ty: GgmlType, rows: usize) -> bool {
     matches!(ty, GgmlType::Q4_0 | GgmlType::Q8_0) && rows.is_multiple_of(GROUP) && rows > 0
 }
 
-/// Where row `r` (0..8) of a group puts quant byte `j` of a block, relative to the block start.
-fn quant_offset(ty: GgmlType, r: usize, j: usize) -> usize {
-    match ty {
-        GgmlType::Q8_0 => 2 * GROUP + (r / 4) * 128 + (j / 16) * 64 + (r % 4) * 16 + j % 16,
-        _ => 2 * GROUP + r * quant_bytes(ty) + j,
+/// Where row `r` (0..16) of a group puts quant byte `j` of a block, relative to the block
+/// start.
+fn quant_offset(r: usize, j: usize) -> usize {
+    2 * GROUP + 64 * (j / 4) + 4 * r + j % 4
+}
+
+/// What a stored quant byte is xor-ed with (Q8_0 is kept as unsigned `w + 128`).
+fn flip(ty: GgmlType) -> u8 {
+    if ty == GgmlType::Q8_0 {
+        0x80
+    } else {
+        0
     }
 }
 
@@ -50,6 +61,7 @@ pub(super) fn pack(ty: GgmlType, src: &[u8], rows: usize, row_bytes: usize) -> V
     let qb = quant_bytes(ty);
     let nblocks = row_bytes / bb;
     let gbb = group_block_bytes(ty);
+    let x = flip(ty);
     let mut out = vec![0u8; src.len()];
     for g in 0..rows / GROUP {
         for k in 0..nblocks {
@@ -57,9 +69,8 @@ pub(super) fn pack(ty: GgmlType, src: &[u8], rows: usize, row_bytes: usize) -> V
             for r in 0..GROUP {
                 let b = &src[(g * GROUP + r) * row_bytes + k * bb..][..bb];
                 dst[2 * r..2 * r + 2].copy_from_slice(&b[..2]);
-                for j in (0..qb).step_by(16) {
-                    let at = quant_offset(ty, r, j);
-                    dst[at..at + 16].copy_from_slice(&b[2 + j..2 + j + 16]);
+                for (j, &q) in b[2..2 + qb].iter().enumerate() {
+                    dst[quant_offset(r, j)] = q ^ x;
                 }
             }
         }
@@ -73,14 +84,14 @@ pub(super) fn unpack_row(ty: GgmlType, packed: &[u8], r: usize, row_bytes: usize
     let qb = quant_bytes(ty);
     let nblocks = row_bytes / bb;
     let gbb = group_block_bytes(ty);
+    let x = flip(ty);
     let (g, i) = (r / GROUP, r % GROUP);
     for k in 0..nblocks {
         let src = &packed[(g * nblocks + k) * gbb..][..gbb];
         let b = &mut out[k * bb..(k + 1) * bb];
         b[..2].copy_from_slice(&src[2 * i..2 * i + 2]);
-        for j in (0..qb).step_by(16) {
-            let at = quant_offset(ty, i, j);
-            b[2 + j..2 + j + 16].copy_from_slice(&src[at..at + 16]);
+        for (j, q) in b[2..2 + qb].iter_mut().enumerate() {
+            *q = src[quant_offset(i, j)] ^ x;
         }
     }
 }

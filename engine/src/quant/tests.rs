@@ -197,18 +197,23 @@ fn slicing_rows_shares_the_bytes_of_those_rows() {
 
 #[test]
 fn the_fast_layout_gives_the_same_products_and_rows() {
-    // Packed on CPUs with AVX-512 VNNI, unchanged elsewhere: same results either way.
-    let (rows, cols) = (24, 256);
+    // Packed on CPUs with AVX-512 VNNI, unchanged elsewhere: same results either way. Three
+    // 16-row groups; token counts cover one pass, a full 8-token pass and a remainder.
+    let (rows, cols) = (48, 256);
     for ty in [GgmlType::Q4_0, GgmlType::Q8_0] {
         let plain = owned(ty, rows, cols, random_blocks(ty, rows, cols, 31));
         let fast = plain.clone().into_fast_layout();
-        for r in [0, 7, 8, 23] {
+        #[cfg(target_arch = "x86_64")]
+        if super::x86_packed::available() {
+            assert!(fast.packed, "{ty}: {rows} rows should be packed");
+        }
+        for r in [0, 7, 15, 16, 31, 47] {
             let (mut a, mut b) = (vec![0f32; cols], vec![0f32; cols]);
             plain.dequantize_row_into(r, &mut a);
             fast.dequantize_row_into(r, &mut b);
             assert_eq!(a, b, "{ty} row {r}");
         }
-        for t in [1, 3, 4, 9] {
+        for t in [1, 3, 4, 8, 9, 17] {
             let x = values(t * cols, 40 + t as u64);
             let (mut a, mut b) = (vec![0f32; t * rows], vec![0f32; t * rows]);
             plain.matmul(&x, t, &mut a);
@@ -220,11 +225,11 @@ fn the_fast_layout_gives_the_same_products_and_rows() {
                 );
             }
         }
-        let s = fast.slice_rows(8, 16).unwrap();
+        let s = fast.slice_rows(16, 32).unwrap();
         let mut a = vec![0f32; cols];
         let mut b = vec![0f32; cols];
         s.dequantize_row_into(3, &mut a);
-        plain.dequantize_row_into(11, &mut b);
+        plain.dequantize_row_into(19, &mut b);
         assert_eq!(a, b);
     }
 }

@@ -54,27 +54,17 @@ pub(super) unsafe fn group_dot(
         let a = &acts[done..done + n];
         // SAFETY: caller's contract.
         let o = unsafe { out.add(done * stride) };
-        // SAFETY: forwarded from the caller.
-        unsafe {
-            match (ty == GgmlType::Q8_0, n) {
-                (false, 1) => packed_dot::<false, 1>(group, nblocks, a, o, stride),
-                (false, 2) => packed_dot::<false, 2>(group, nblocks, a, o, stride),
-                (false, 3) => packed_dot::<false, 3>(group, nblocks, a, o, stride),
-                (false, 4) => packed_dot::<false, 4>(group, nblocks, a, o, stride),
-                (false, 5) => packed_dot::<false, 5>(group, nblocks, a, o, stride),
-                (false, 6) => packed_dot::<false, 6>(group, nblocks, a, o, stride),
-                (false, 7) => packed_dot::<false, 7>(group, nblocks, a, o, stride),
-                (false, _) => packed_dot::<false, 8>(group, nblocks, a, o, stride),
-                (true, 1) => packed_dot::<true, 1>(group, nblocks, a, o, stride),
-                (true, 2) => packed_dot::<true, 2>(group, nblocks, a, o, stride),
-                (true, 3) => packed_dot::<true, 3>(group, nblocks, a, o, stride),
-                (true, 4) => packed_dot::<true, 4>(group, nblocks, a, o, stride),
-                (true, 5) => packed_dot::<true, 5>(group, nblocks, a, o, stride),
-                (true, 6) => packed_dot::<true, 6>(group, nblocks, a, o, stride),
-                (true, 7) => packed_dot::<true, 7>(group, nblocks, a, o, stride),
-                (true, _) => packed_dot::<true, 8>(group, nblocks, a, o, stride),
-            }
+        macro_rules! dispatch {
+            ($($nt:literal)*) => {
+                match (ty == GgmlType::Q8_0, n) {
+                    $((false, $nt) => packed_dot::<false, $nt>(group, nblocks, a, o, stride),)*
+                    $((true, $nt) => packed_dot::<true, $nt>(group, nblocks, a, o, stride),)*
+                    _ => unreachable!("1..=MAX_TOKENS tokens per pass"),
+                }
+            };
         }
+        // SAFETY: forwarded from the caller.
+        unsafe { dispatch!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16) }
         done += n;
     }
 }
@@ -83,7 +73,7 @@ pub(super) unsafe fn group_dot(
 const PREFETCH_BLOCKS: usize = 16;
 
 /// Tokens per pass over a group's weights (each keeps one accumulator register).
-const MAX_TOKENS: usize = 8;
+const MAX_TOKENS: usize = 16;
 
 /// One group × `NT` tokens, Q4_0 (`Q8 = false`) or Q8_0 (`Q8 = true`): eight weight vectors
 /// per block, vector `i` holding positions 4i..4i+4 of the 16 rows (Q4_0's first four are the
@@ -104,6 +94,7 @@ unsafe fn packed_dot<const Q8: bool, const NT: usize>(
         // holds block k (caller's contract).
         unsafe {
             let p = group.as_ptr().add(k * gbb);
+            // A prefetch past the end of the matrix is harmless: prefetches never fault.
             let ahead = p.wrapping_add(PREFETCH_BLOCKS * gbb);
             let mut line = if NT >= 4 { 0 } else { gbb };
             while line < gbb {

@@ -198,7 +198,8 @@ fn slicing_rows_shares_the_bytes_of_those_rows() {
 #[test]
 fn the_fast_layout_gives_the_same_products_and_rows() {
     // Packed on CPUs with AVX-512 VNNI, unchanged elsewhere: same results either way. Three
-    // 16-row groups; token counts cover one pass, a full 8-token pass and a remainder.
+    // 16-row groups; token counts cover the short passes (1 to 3 tokens: two chains, no
+    // prefetch), the longer ones, and a full 16-token pass with a remainder (17).
     let (rows, cols) = (48, 256);
     for ty in [GgmlType::Q4_0, GgmlType::Q8_0] {
         let plain = owned(ty, rows, cols, random_blocks(ty, rows, cols, 31));

@@ -41,7 +41,7 @@ pub(super) fn packable(ty: GgmlType, rows: usize) -> bool {
 }
 
 /// Where row `r` (0..16) of a group puts quant byte `j` of a block, relative to the block
-/// start.
+/// start (bytes `4c..4c + 4` of a row are contiguous, in quad `c`).
 fn quant_offset(r: usize, j: usize) -> usize {
     2 * GROUP + 64 * (j / 4) + 4 * r + j % 4
 }
@@ -69,8 +69,11 @@ pub(super) fn pack(ty: GgmlType, src: &[u8], rows: usize, row_bytes: usize) -> V
             for r in 0..GROUP {
                 let b = &src[(g * GROUP + r) * row_bytes + k * bb..][..bb];
                 dst[2 * r..2 * r + 2].copy_from_slice(&b[..2]);
-                for (j, &q) in b[2..2 + qb].iter().enumerate() {
-                    dst[quant_offset(r, j)] = q ^ x;
+                for (j, quad) in b[2..2 + qb].chunks_exact(4).enumerate() {
+                    let at = quant_offset(r, 4 * j);
+                    for (d, &q) in dst[at..at + 4].iter_mut().zip(quad) {
+                        *d = q ^ x;
+                    }
                 }
             }
         }
@@ -90,8 +93,11 @@ pub(super) fn unpack_row(ty: GgmlType, packed: &[u8], r: usize, row_bytes: usize
         let src = &packed[(g * nblocks + k) * gbb..][..gbb];
         let b = &mut out[k * bb..(k + 1) * bb];
         b[..2].copy_from_slice(&src[2 * i..2 * i + 2]);
-        for (j, q) in b[2..2 + qb].iter_mut().enumerate() {
-            *q = src[quant_offset(i, j)] ^ x;
+        for (j, quad) in b[2..2 + qb].chunks_exact_mut(4).enumerate() {
+            let at = quant_offset(i, 4 * j);
+            for (q, &s) in quad.iter_mut().zip(&src[at..at + 4]) {
+                *q = s ^ x;
+            }
         }
     }
 }

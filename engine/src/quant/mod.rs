@@ -23,6 +23,8 @@ mod tests;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 #[cfg(target_arch = "x86_64")]
+mod x86_amx;
+#[cfg(target_arch = "x86_64")]
 mod x86_packed;
 
 use std::fmt;
@@ -490,24 +492,25 @@ impl QMatrix {
         } else {
             1
         };
+        // Passes of several tokens take the tile kernels where the CPU has them (same bits).
+        let tiles = (t >= x86_amx::MIN_TOKENS && x86_amx::available())
+            .then(|| x86_amx::TileActs::new(&tokens, nblocks));
         let out_ptr = SharedOut(out.as_mut_ptr());
         let bytes = self.bytes();
         let body = |task: usize| {
             let g0 = task * per_task;
             for g in g0..(g0 + per_task).min(groups) {
                 let gb = &bytes[g * gbytes..(g + 1) * gbytes];
-                // SAFETY: `into_fast_layout` packs only when `available()`; the group holds
+                // SAFETY: `into_fast_layout` packs only when `x86_packed::available()`, and
+                // `tiles` exist only when the tile kernels are available; the group holds
                 // `nblocks` blocks and every token row `nblocks` activation blocks; groups are
                 // disjoint row ranges, each written by one task, inside `out` (t × rows).
                 unsafe {
-                    x86_packed::group_dot(
-                        self.ty,
-                        gb,
-                        nblocks,
-                        &tokens,
-                        out_ptr.at(g * packed::GROUP),
-                        rows,
-                    )
+                    let o = out_ptr.at(g * packed::GROUP);
+                    match &tiles {
+                        Some(acts) => x86_amx::group_dot(self.ty, gb, acts, o, rows),
+                        None => x86_packed::group_dot(self.ty, gb, nblocks, &tokens, o, rows),
+                    }
                 };
             }
         };

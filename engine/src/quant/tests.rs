@@ -257,3 +257,52 @@ fn f16_prefill_tiles_match_the_row_kernel() {
         }
     }
 }
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn the_tile_kernel_gives_the_vnni_kernels_bits() {
+    // Where the CPU has AMX, passes of 4+ tokens take the tile kernel and shorter ones the VNNI
+    // kernel: both must give the same bits, so that a sequence's logits do not depend on what
+    // it shares a pass with. Token counts cover a partial tile, full tiles and remainders.
+    if !super::x86_amx::available() {
+        eprintln!("no AMX-INT8 on this machine (or LFM_NO_AMX): the tile kernel is not run");
+        return;
+    }
+    let (rows, cols) = (32, 512);
+    let nblocks = cols / 32;
+    for ty in [GgmlType::Q4_0, GgmlType::Q8_0] {
+        let m = owned(ty, rows, cols, random_blocks(ty, rows, cols, 77)).into_fast_layout();
+        assert!(m.packed, "{ty}: AMX implies the packed layout");
+        let gbytes = nblocks * packed::group_block_bytes(ty);
+        for t in [4, 5, 8, 16, 17, 35] {
+            let x = values(t * cols, 90 + t as u64);
+            let acts = QuantizedActs::quantize(ActFormat::Q8_0, &x, t, cols);
+            let tokens: Vec<&[act::BlockQ8_0]> = (0..t)
+                .map(|i| match acts.token(i) {
+                    act::ActRow::Q8_0(a) => a,
+                    _ => unreachable!(),
+                })
+                .collect();
+            let tiles = super::x86_amx::TileActs::new(&tokens, nblocks);
+            let (mut tile, mut vnni) = (vec![f32::NAN; t * rows], vec![f32::NAN; t * rows]);
+            for g in 0..rows / 16 {
+                let gb = &m.bytes()[g * gbytes..(g + 1) * gbytes];
+                // SAFETY: AMX (hence AVX-512 VNNI) is available, the group holds `nblocks`
+                // blocks, every token row `nblocks`, and group g's outputs (16 per token,
+                // `rows` apart) lie inside both buffers.
+                unsafe {
+                    let o = tile.as_mut_ptr().add(16 * g);
+                    super::x86_amx::group_dot(ty, gb, &tiles, o, rows);
+                    let o = vnni.as_mut_ptr().add(16 * g);
+                    super::x86_packed::group_dot(ty, gb, nblocks, &tokens, o, rows);
+                }
+            }
+            assert!(
+                vnni.iter().all(|v| v.is_finite()),
+                "{ty} t={t}: every output written"
+            );
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&tile), bits(&vnni), "{ty} t={t}");
+        }
+    }
+}

@@ -94,7 +94,7 @@ fn request_tiles() -> bool {
 }
 
 /// The activations of one matmul in tile order: for each run of 16 tokens and each block, the
-/// 16 tokens' values (one 32-byte row each, zero past the last token), scales and offsets.
+/// 16 tokens' values (one 32-byte row each, zero past the last token) and scales.
 pub(super) struct TileActs {
     tokens: usize,
     nblocks: usize,

@@ -492,7 +492,7 @@ impl QMatrix {
         } else {
             1
         };
-        // Passes of several tokens take the tile kernels where the CPU has them (same bits).
+        // Passes of 32+ tokens take the tile kernels where the CPU has them (same bits).
         let tiles = (t >= x86_amx::MIN_TOKENS && x86_amx::available())
             .then(|| x86_amx::TileActs::new(&tokens, nblocks));
         let out_ptr = SharedOut(out.as_mut_ptr());

@@ -199,7 +199,8 @@ fn slicing_rows_shares_the_bytes_of_those_rows() {
 fn the_fast_layout_gives_the_same_products_and_rows() {
     // Packed on CPUs with AVX-512 VNNI, unchanged elsewhere: same results either way. Three
     // 16-row groups; token counts cover the short passes (1 to 3 tokens: two chains, no
-    // prefetch), the longer ones, and a full 16-token pass with a remainder (17).
+    // prefetch), the longer ones, a full 16-token pass with a remainder (17), and 40 (past
+    // `x86_amx::MIN_TOKENS`: the tile kernels where the CPU has AMX).
     let (rows, cols) = (48, 256);
     for ty in [GgmlType::Q4_0, GgmlType::Q8_0] {
         let plain = owned(ty, rows, cols, random_blocks(ty, rows, cols, 31));
@@ -214,7 +215,7 @@ fn the_fast_layout_gives_the_same_products_and_rows() {
             fast.dequantize_row_into(r, &mut b);
             assert_eq!(a, b, "{ty} row {r}");
         }
-        for t in [1, 3, 4, 8, 9, 17] {
+        for t in [1, 3, 4, 8, 9, 17, 40] {
             let x = values(t * cols, 40 + t as u64);
             let (mut a, mut b) = (vec![0f32; t * rows], vec![0f32; t * rows]);
             plain.matmul(&x, t, &mut a);
@@ -261,9 +262,10 @@ fn f16_prefill_tiles_match_the_row_kernel() {
 #[cfg(target_arch = "x86_64")]
 #[test]
 fn the_tile_kernel_gives_the_vnni_kernels_bits() {
-    // Where the CPU has AMX, passes of 4+ tokens take the tile kernel and shorter ones the VNNI
-    // kernel: both must give the same bits, so that a sequence's logits do not depend on what
-    // it shares a pass with. Token counts cover a partial tile, full tiles and remainders.
+    // Where the CPU has AMX, passes of `MIN_TOKENS` (32) or more take the tile kernel and
+    // shorter ones the VNNI kernel: both must give the same bits, so that a sequence's logits
+    // do not depend on what it shares a pass with. The kernel itself takes any count: these
+    // cover a partial run of 16, full runs and remainders.
     if !super::x86_amx::available() {
         eprintln!("no AMX-INT8 on this machine (or LFM_NO_AMX): the tile kernel is not run");
         return;

@@ -129,13 +129,21 @@ pub struct Ticket {
 
 impl Drop for Ticket {
     fn drop(&mut self) {
-        let gone = self.shared.budget.lock().ok().and_then(|mut b| {
-            let p = b.take(self.id)?;
-            b.used -= p.tokens;
-            Some(p.session)
-        });
-        // The session is freed outside the lock.
-        drop(gone);
+        let gone = self
+            .shared
+            .budget
+            .lock()
+            .ok()
+            .and_then(|mut b| b.take(self.id));
+        if let Some(p) = gone {
+            // The session's KV is freed (outside the lock) before its room is given back, so
+            // that no turn allocates into that room while the old buffers still exist.
+            let tokens = p.tokens;
+            drop(p.session);
+            if let Ok(mut b) = self.shared.budget.lock() {
+                b.used -= tokens;
+            }
+        }
         self.shared.freed.notify_all();
     }
 }

@@ -2,7 +2,7 @@
 //! register-blocked products in the CPU's vectors.
 
 use super::simd::{Scalar, Vector};
-use super::{Job, BLOCK, COLS, LANE, ROWS, TILE};
+use super::{Job, Rows, BLOCK, COLS, FEW_ROWS, LANE, ROWS, TILE};
 
 /// The instruction sets the kernels are compiled for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,7 +105,10 @@ unsafe fn item_in<V: Vector, const NS: usize, const NA: usize>(
     let mut o = vec![0f32; rows_p * hdp];
     let mut m = vec![f32::NEG_INFINITY; rows];
     let mut l = vec![0f32; rows];
-    let mut kt = vec![0f32; hdp * BLOCK]; // the block's keys, transposed: [hdp, BLOCK]
+    // A few rows (a decoded token's heads) score the keys' rows directly; more share one
+    // transposed copy of each block.
+    let few = rows_p <= FEW_ROWS;
+    let mut kt = vec![0f32; if few { 0 } else { hdp * BLOCK }]; // the block's keys, transposed
     let mut kr = vec![0f32; BLOCK * hdp]; // the block's keys as stored rows
     let mut vb = vec![0f32; BLOCK * hdp]; // the block's values: [BLOCK, hdp]
     let mut sc = vec![0f32; rows_p * BLOCK];
@@ -115,21 +118,27 @@ unsafe fn item_in<V: Vector, const NS: usize, const NA: usize>(
     for k0 in (0..end).step_by(BLOCK) {
         let kb = BLOCK.min(end - k0);
         let cols = kb.next_multiple_of(COLS);
-        keys.widen(base + k0, kb, hd, hdp, &mut kr);
-        // Transposed 16 keys at a time: each row of `kt` gets a run of 16, not one value.
-        for c0 in (0..kb).step_by(LANE) {
-            let n = LANE.min(kb - c0);
-            for d in 0..hdp {
-                let dst = &mut kt[d * BLOCK + c0..d * BLOCK + c0 + n];
-                for (c, x) in dst.iter_mut().enumerate() {
-                    *x = kr[(c0 + c) * hdp + d];
+        // SAFETY (the three calls): the CPU has `V`'s instruction set (this function's
+        // contract).
+        unsafe { widen::<V>(keys, base + k0, kb, (hd, hdp), &mut kr) };
+        unsafe { widen::<V>(values, base + k0, kb, (hd, hdp), &mut vb) };
+        vb[kb * hdp..].fill(0.0);
+        if few {
+            // The keys' rows are read as they are: no transposed copy.
+            unsafe { scores_few::<V>(&qt, &kr, &mut sc, rows_p, hdp, cols) };
+        } else {
+            // Transposed 16 keys at a time: each row of `kt` gets a run of 16, not one value.
+            for c0 in (0..kb).step_by(LANE) {
+                let n = LANE.min(kb - c0);
+                for d in 0..hdp {
+                    let dst = &mut kt[d * BLOCK + c0..d * BLOCK + c0 + n];
+                    for (c, x) in dst.iter_mut().enumerate() {
+                        *x = kr[(c0 + c) * hdp + d];
+                    }
                 }
             }
+            unsafe { scores::<V, NS>(&qt, &kt, &mut sc, rows_p, hdp, cols) };
         }
-        values.widen(base + k0, kb, hd, hdp, &mut vb);
-        vb[kb * hdp..].fill(0.0);
-        // SAFETY: the CPU has `V`'s instruction set (this function's contract).
-        unsafe { scores::<V, NS>(&qt, &kt, &mut sc, rows_p, hdp, cols) };
         for r in 0..rows {
             // Keys this row may see in the block: up to its position.
             let live = (first + r / g + 1).saturating_sub(k0).min(kb);
@@ -191,6 +200,74 @@ unsafe fn scores<V: Vector, const NS: usize>(
     for r0 in (main..rows).step_by(ROWS) {
         // SAFETY: as above.
         unsafe { scores_rows::<V, NS, ROWS>(qt, kt, sc, r0, hdp, cols) };
+    }
+}
+
+/// [`scores`] for a few rows, from the keys as stored rows (`kr`, `[BLOCK, hdp]`): each
+/// row's products with `W` keys are summed across lanes together ([`Vector::sums`]), which
+/// costs less than transposing the block when there are only a few rows to share it.
+///
+/// # Safety
+/// The CPU has `V`'s instruction set.
+#[inline(always)]
+unsafe fn scores_few<V: Vector>(
+    qt: &[f32],
+    kr: &[f32],
+    sc: &mut [f32],
+    rows: usize,
+    hdp: usize,
+    cols: usize,
+) {
+    assert!(cols.is_multiple_of(V::W) && hdp.is_multiple_of(V::W) && cols <= BLOCK);
+    assert!(qt.len() >= rows * hdp && kr.len() >= BLOCK * hdp && sc.len() >= rows * BLOCK);
+    assert!(V::W <= LANE);
+    let (qp, kp, sp) = (qt.as_ptr(), kr.as_ptr(), sc.as_mut_ptr());
+    for r in 0..rows {
+        for c0 in (0..cols).step_by(V::W) {
+            // SAFETY: the asserts above bound every offset; the instruction set is the
+            // caller's guarantee.
+            unsafe {
+                let mut parts = [V::zero(); LANE];
+                for d in (0..hdp).step_by(V::W) {
+                    let qv = V::load(qp.add(r * hdp + d));
+                    for (j, a) in parts.iter_mut().take(V::W).enumerate() {
+                        *a = V::fma(qv, V::load(kp.add((c0 + j) * hdp + d)), *a);
+                    }
+                }
+                V::sums(&parts[..V::W]).store(sp.add(r * BLOCK + c0));
+            }
+        }
+    }
+}
+
+/// [`Rows::widen`] in `V`'s instructions where a stored row is whole vectors of halves.
+///
+/// # Safety
+/// The CPU has `V`'s instruction set.
+#[inline(always)]
+unsafe fn widen<V: Vector>(
+    from: Rows,
+    row: usize,
+    n: usize,
+    (hd, hdp): (usize, usize),
+    out: &mut [f32],
+) {
+    match from {
+        Rows::F16(d) if hd.is_multiple_of(V::W) => {
+            let src = &d[row * hd..(row + n) * hd];
+            assert!(out.len() >= n * hdp && hd <= hdp);
+            for i in 0..n {
+                for j in (0..hd).step_by(V::W) {
+                    // SAFETY: `src` holds `n` rows of `hd`, `out` `n` rows of `hdp >= hd`;
+                    // the instruction set is the caller's guarantee.
+                    unsafe {
+                        V::load_f16(src.as_ptr().add(i * hd + j))
+                            .store(out.as_mut_ptr().add(i * hdp + j))
+                    };
+                }
+            }
+        }
+        _ => from.widen(row, n, hd, hdp, out),
     }
 }
 

@@ -8,6 +8,12 @@
 //! larger than a block is ever written: no f32 copy of the cache, no `T x S` score matrix, so
 //! the working set of an item stays in the core's L2 cache at any context length.
 //!
+//! The scores of many rows (a prefill tile) take the block's keys transposed, so that each
+//! product is a vector of keys times one query value; a few rows (a decoded token: `g` heads)
+//! take the keys' rows as they are and sum each product across lanes, sixteen keys at a time,
+//! since transposing a block costs more than their products. Decoding is then bound by reading
+//! the cache.
+//!
 //! Scores are kept in base 2 (the queries are pre-multiplied by `scale · log2 e`) and turned
 //! into probabilities with a polynomial `2^x` that the compiler vectorizes. The two products
 //! (scores, and probabilities times values) are register-blocked kernels over the vector type of
@@ -34,6 +40,9 @@ const COLS: usize = 32;
 const ROWS: usize = 4;
 /// Lanes of the padded head dimension.
 const LANE: usize = 16;
+/// Query rows (query heads of a tile) up to which an item scores keys from their stored rows
+/// rather than from a transposed copy of each block (decoding: one position's `g` heads).
+const FEW_ROWS: usize = 16;
 
 /// Keys or values of every KV head, `[kv_heads, stride, head_dim]`, in their stored dtype.
 #[derive(Clone, Copy)]

@@ -8,6 +8,8 @@
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
+use half::f16;
+
 /// A vector of `W` f32 lanes.
 pub(super) trait Vector: Copy {
     /// Lanes.
@@ -37,6 +39,16 @@ pub(super) trait Vector: Copy {
     /// # Safety
     /// As [`Vector::zero`].
     unsafe fn fma(a: Self, b: Self, c: Self) -> Self;
+    /// Reads `W` half-precision values at `p`, widened.
+    ///
+    /// # Safety
+    /// As [`Vector::zero`], and `p` points at `W` readable values.
+    unsafe fn load_f16(p: *const f16) -> Self;
+    /// Lane `i` is the sum of the lanes of `parts[i]`.
+    ///
+    /// # Safety
+    /// As [`Vector::zero`], and `parts` holds `W` vectors.
+    unsafe fn sums(parts: &[Self]) -> Self;
 }
 
 /// One lane: the portable fallback.
@@ -67,13 +79,23 @@ impl Vector for Scalar {
     unsafe fn fma(a: Self, b: Self, c: Self) -> Self {
         Scalar(a.0 * b.0 + c.0)
     }
+    #[inline(always)]
+    unsafe fn load_f16(p: *const f16) -> Self {
+        // SAFETY: the caller guarantees one readable value at `p`.
+        Scalar(unsafe { *p }.to_f32())
+    }
+    #[inline(always)]
+    unsafe fn sums(parts: &[Self]) -> Self {
+        parts[0]
+    }
 }
 
 /// `Vector` for an x86 vector type through its intrinsics (the caller checked the CPU for
 /// them; pointers as the trait requires).
 #[cfg(target_arch = "x86_64")]
 macro_rules! x86_vector {
-    ($ty:ty, $w:expr, $zero:ident, $splat:ident, $load:ident, $store:ident, $fma:ident) => {
+    ($ty:ty, $w:expr, $zero:ident, $splat:ident, $load:ident, $store:ident, $fma:ident,
+     $load_f16:ident, $sums:ident) => {
         impl Vector for $ty {
             const W: usize = $w;
             #[inline(always)]
@@ -97,6 +119,14 @@ macro_rules! x86_vector {
             unsafe fn fma(a: Self, b: Self, c: Self) -> Self {
                 unsafe { $fma(a, b, c) }
             }
+            #[inline(always)]
+            unsafe fn load_f16(p: *const f16) -> Self {
+                unsafe { $load_f16(p) }
+            }
+            #[inline(always)]
+            unsafe fn sums(parts: &[Self]) -> Self {
+                unsafe { $sums(parts) }
+            }
         }
     };
 }
@@ -109,7 +139,9 @@ x86_vector!(
     _mm512_set1_ps,
     _mm512_loadu_ps,
     _mm512_storeu_ps,
-    _mm512_fmadd_ps
+    _mm512_fmadd_ps,
+    load_f16_512,
+    sums_512
 );
 #[cfg(target_arch = "x86_64")]
 x86_vector!(
@@ -119,5 +151,93 @@ x86_vector!(
     _mm256_set1_ps,
     _mm256_loadu_ps,
     _mm256_storeu_ps,
-    _mm256_fmadd_ps
+    _mm256_fmadd_ps,
+    load_f16_256,
+    sums_256
 );
+
+/// 16 halves at `p`, widened (AVX-512F).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn load_f16_512(p: *const f16) -> __m512 {
+    // SAFETY: the caller's contract (16 readable values, AVX-512F).
+    unsafe { _mm512_cvtph_ps(_mm256_loadu_si256(p.cast())) }
+}
+
+/// 8 halves at `p`, widened (F16C).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn load_f16_256(p: *const f16) -> __m256 {
+    // SAFETY: the caller's contract (8 readable values, F16C).
+    unsafe { _mm256_cvtph_ps(_mm_loadu_si128(p.cast())) }
+}
+
+/// Lane sums of 16 vectors, by halving: each step adds two halves of every vector while
+/// packing two vectors into one, so 15 vector additions reduce the 256 lanes to 16. The
+/// steps leave sum `i` in lane `4·(i % 4) + i / 4`; a last permutation puts it in lane `i`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn sums_512(p: &[__m512]) -> __m512 {
+    assert!(p.len() >= 16);
+    // SAFETY: AVX-512F is the caller's contract.
+    unsafe {
+        // 128-bit quarters [x0+x2, x1+x3, y0+y2, y1+y3] (no closures: they would not
+        // inherit the caller's instruction set).
+        const H: i32 = 0b01_00_01_00;
+        const H2: i32 = 0b11_10_11_10;
+        let mut b = [_mm512_setzero_ps(); 8];
+        for (k, v) in b.iter_mut().enumerate() {
+            *v = fold_512::<H, H2>(p[2 * k], p[2 * k + 1]);
+        }
+        // Quarters [x0+x1, x2+x3, y0+y1, y2+y3]: one vector's quarter each.
+        let mut c = [_mm512_setzero_ps(); 4];
+        for (j, v) in c.iter_mut().enumerate() {
+            *v = fold_512::<0b10_00_10_00, 0b11_01_11_01>(b[2 * j], b[2 * j + 1]);
+        }
+        // The same two steps inside each quarter, on lanes.
+        let d0 = fold_lanes_512::<H, H2>(c[0], c[1]);
+        let d1 = fold_lanes_512::<H, H2>(c[2], c[3]);
+        let e = fold_lanes_512::<0b10_00_10_00, 0b11_01_11_01>(d0, d1);
+        let order = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
+        _mm512_permutexvar_ps(order, e)
+    }
+}
+
+/// Two 128-bit quarter shuffles of `x` and `y` (quarters 0-1 from `x`, 2-3 from `y`), added.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn fold_512<const A: i32, const B: i32>(x: __m512, y: __m512) -> __m512 {
+    // SAFETY: AVX-512F is the caller's contract.
+    unsafe {
+        _mm512_add_ps(
+            _mm512_shuffle_f32x4::<A>(x, y),
+            _mm512_shuffle_f32x4::<B>(x, y),
+        )
+    }
+}
+
+/// Two lane shuffles of `x` and `y` inside each quarter (lanes 0-1 from `x`, 2-3 from `y`),
+/// added.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn fold_lanes_512<const A: i32, const B: i32>(x: __m512, y: __m512) -> __m512 {
+    // SAFETY: AVX-512F is the caller's contract.
+    unsafe { _mm512_add_ps(_mm512_shuffle_ps::<A>(x, y), _mm512_shuffle_ps::<B>(x, y)) }
+}
+
+/// Lane sums of 8 vectors: two rounds of pairwise horizontal adds leave the sums of vectors
+/// 0-3 and 4-7 in each 128-bit half; adding the halves gives them in order.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn sums_256(p: &[__m256]) -> __m256 {
+    assert!(p.len() >= 8);
+    // SAFETY: AVX is the caller's contract.
+    unsafe {
+        let lo = _mm256_hadd_ps(_mm256_hadd_ps(p[0], p[1]), _mm256_hadd_ps(p[2], p[3]));
+        let hi = _mm256_hadd_ps(_mm256_hadd_ps(p[4], p[5]), _mm256_hadd_ps(p[6], p[7]));
+        _mm256_add_ps(
+            _mm256_permute2f128_ps::<0x20>(lo, hi),
+            _mm256_permute2f128_ps::<0x31>(lo, hi),
+        )
+    }
+}

@@ -51,6 +51,9 @@ fn matches_plain_softmax_attention() {
         (4, 4, 24, 33, 520),
         (6, 2, 8, 300, 5),
         (16, 4, 64, 40, 600),
+        // a few rows (scored from the keys' rows) over several blocks
+        (32, 8, 64, 3, 700),
+        (8, 2, 32, 2, 257),
     ];
     for (heads, kv_heads, head_dim, queries, pos) in cases {
         let stride = pos + queries + 3;
@@ -121,4 +124,43 @@ fn exp2_is_close_to_the_library_function() {
     assert_eq!(exp2(f32::NEG_INFINITY), 0.0);
     assert_eq!(exp2(-200.0), 0.0);
     assert_eq!(exp2(0.0), 1.0);
+}
+
+/// `Vector::sums` puts the lane sum of the `i`-th vector in lane `i`, in every instruction set
+/// this CPU runs.
+#[test]
+fn lane_sums_land_in_order() {
+    use super::simd::{Scalar, Vector};
+    // SAFETY: each kernel runs only where `Isa::available` lists its instruction set.
+    unsafe fn check<V: Vector>() {
+        let w = V::W;
+        let x: Vec<f32> = (0..w * w).map(|i| ((i * 37 % 101) as f32) - 50.0).collect();
+        let parts: Vec<V> = (0..w)
+            .map(|i| unsafe { V::load(x[i * w..].as_ptr()) })
+            .collect();
+        let mut got = vec![0f32; w];
+        unsafe { V::sums(&parts).store(got.as_mut_ptr()) };
+        let want: Vec<f32> = x.chunks(w).map(|c| c.iter().sum()).collect();
+        assert_eq!(got, want, "{w} lanes");
+    }
+    for isa in Isa::available() {
+        // SAFETY: `isa` is available; the target_feature functions below compile `check` for it.
+        match isa {
+            Isa::Scalar => unsafe { check::<Scalar>() },
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => unsafe { check_avx2() },
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => unsafe { check_avx512() },
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn check_avx2() {
+        unsafe { check::<std::arch::x86_64::__m256>() }
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,fma,f16c")]
+    unsafe fn check_avx512() {
+        unsafe { check::<std::arch::x86_64::__m512>() }
+    }
 }

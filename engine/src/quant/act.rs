@@ -1,6 +1,11 @@
 //! Activations quantized for a product with a weight type, as llama.cpp's `vec_dot_type`.
 
 use half::{bf16, f16};
+use rayon::prelude::*;
+
+/// Blocks from which Q8_0 quantization is split over the rayon pool (smaller inputs, such as
+/// a few decoded tokens, cost less than handing out the work).
+const PAR_BLOCKS: usize = 1024;
 
 /// The format activations take before a dot product with a weight row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +58,10 @@ pub struct QuantizedActs {
     tokens: usize,
     cols: usize,
     data: ActData,
+    /// The Q8_0 rows in the tile kernels' order, made by the first product that wants them
+    /// and shared by the others that read the same input (Q/K/V, gate/up).
+    #[cfg(target_arch = "x86_64")]
+    tiles: std::sync::OnceLock<super::x86_amx::TileActs>,
 }
 
 #[derive(Debug)]
@@ -88,6 +97,9 @@ impl QuantizedActs {
             ActFormat::F32 => ActData::F32(x.to_vec()),
             ActFormat::F16 => ActData::F16(x.iter().map(|&v| f16::from_f32(v)).collect()),
             ActFormat::BF16 => ActData::BF16(x.iter().map(|&v| bf16::from_f32(v)).collect()),
+            ActFormat::Q8_0 if x.len() >= PAR_BLOCKS * 32 => {
+                ActData::Q8_0(x.par_chunks_exact(32).map(quantize_q8_0).collect())
+            }
             ActFormat::Q8_0 => ActData::Q8_0(x.chunks_exact(32).map(quantize_q8_0).collect()),
             ActFormat::Q8K => ActData::Q8K(x.chunks_exact(256).map(quantize_q8_k).collect()),
         };
@@ -96,7 +108,18 @@ impl QuantizedActs {
             tokens,
             cols,
             data,
+            #[cfg(target_arch = "x86_64")]
+            tiles: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The Q8_0 rows in tile order (built on first use). Panics for other formats.
+    #[cfg(target_arch = "x86_64")]
+    pub(super) fn tiles(&self) -> &super::x86_amx::TileActs {
+        self.tiles.get_or_init(|| match &self.data {
+            ActData::Q8_0(v) => super::x86_amx::TileActs::new(v, self.tokens, self.cols / 32),
+            _ => panic!("tile order is for Q8_0 activations"),
+        })
     }
 
     /// The format.

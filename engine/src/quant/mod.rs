@@ -493,8 +493,7 @@ impl QMatrix {
             1
         };
         // Passes of 32+ tokens take the tile kernels where the CPU has them (same bits).
-        let tiles = (t >= x86_amx::MIN_TOKENS && x86_amx::available())
-            .then(|| x86_amx::TileActs::new(&tokens, nblocks));
+        let tiles = (t >= x86_amx::MIN_TOKENS && x86_amx::available()).then(|| acts.tiles());
         let out_ptr = SharedOut(out.as_mut_ptr());
         let bytes = self.bytes();
         let body = |task: usize| {
@@ -508,7 +507,7 @@ impl QMatrix {
                 unsafe {
                     let o = out_ptr.at(g * packed::GROUP);
                     match &tiles {
-                        Some(acts) => x86_amx::group_dot(self.ty, gb, acts, o, rows),
+                        Some(tiles) => x86_amx::group_dot(self.ty, gb, tiles, o, rows),
                         None => x86_packed::group_dot(self.ty, gb, nblocks, &tokens, o, rows),
                     }
                 };

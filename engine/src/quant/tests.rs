@@ -285,7 +285,7 @@ fn the_tile_kernel_gives_the_vnni_kernels_bits() {
                     _ => unreachable!(),
                 })
                 .collect();
-            let tiles = super::x86_amx::TileActs::new(&tokens, nblocks);
+            let tiles = acts.tiles();
             let (mut tile, mut vnni) = (vec![f32::NAN; t * rows], vec![f32::NAN; t * rows]);
             for g in 0..rows / 16 {
                 let gb = &m.bytes()[g * gbytes..(g + 1) * gbytes];
@@ -294,7 +294,7 @@ fn the_tile_kernel_gives_the_vnni_kernels_bits() {
                 // `rows` apart) lie inside both buffers.
                 unsafe {
                     let o = tile.as_mut_ptr().add(16 * g);
-                    super::x86_amx::group_dot(ty, gb, &tiles, o, rows);
+                    super::x86_amx::group_dot(ty, gb, tiles, o, rows);
                     let o = vnni.as_mut_ptr().add(16 * g);
                     super::x86_packed::group_dot(ty, gb, nblocks, &tokens, o, rows);
                 }

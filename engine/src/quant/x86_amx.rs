@@ -17,6 +17,8 @@ use std::arch::asm;
 use std::arch::x86_64::*;
 use std::sync::OnceLock;
 
+use rayon::prelude::*;
+
 use super::act::BlockQ8_0;
 use super::packed::group_block_bytes;
 use super::GgmlType;
@@ -101,6 +103,15 @@ pub(super) struct TileActs {
     blocks: Vec<TileBlock>,
 }
 
+impl std::fmt::Debug for TileActs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TileActs")
+            .field("tokens", &self.tokens)
+            .field("nblocks", &self.nblocks)
+            .finish_non_exhaustive()
+    }
+}
+
 /// One block of a run of 16 tokens (row `t` is token `t` of the run).
 #[derive(Clone, Copy)]
 #[repr(C, align(64))]
@@ -110,24 +121,33 @@ struct TileBlock {
 }
 
 impl TileActs {
-    /// `acts`: every token's row of `nblocks` Q8_0 blocks.
-    pub(super) fn new(acts: &[&[BlockQ8_0]], nblocks: usize) -> TileActs {
+    /// `acts`: `tokens` rows of `nblocks` Q8_0 blocks, one after another. Runs are laid out
+    /// in parallel when there are several.
+    pub(super) fn new(acts: &[BlockQ8_0], tokens: usize, nblocks: usize) -> TileActs {
+        assert_eq!(acts.len(), tokens * nblocks, "activation blocks");
         let empty = TileBlock {
             qs: [[0; 32]; MAX_TOKENS],
             d: [0.0; MAX_TOKENS],
         };
-        let runs = acts.len().div_ceil(MAX_TOKENS);
+        let runs = tokens.div_ceil(MAX_TOKENS);
         let mut blocks = vec![empty; runs * nblocks];
-        for (i, row) in acts.iter().enumerate() {
-            let (run, t) = (i / MAX_TOKENS, i % MAX_TOKENS);
-            for (k, y) in row[..nblocks].iter().enumerate() {
-                let b = &mut blocks[run * nblocks + k];
-                b.qs[t] = y.qs;
-                b.d[t] = y.d;
+        let lay = |(run, out): (usize, &mut [TileBlock])| {
+            let first = run * MAX_TOKENS;
+            let rows = acts[first * nblocks..].chunks_exact(nblocks);
+            for (t, row) in rows.take(MAX_TOKENS).enumerate() {
+                for (b, y) in out.iter_mut().zip(row) {
+                    b.qs[t] = y.qs;
+                    b.d[t] = y.d;
+                }
             }
+        };
+        if runs > 1 {
+            blocks.par_chunks_mut(nblocks).enumerate().for_each(lay);
+        } else {
+            blocks.chunks_mut(nblocks).enumerate().for_each(lay);
         }
         TileActs {
-            tokens: acts.len(),
+            tokens,
             nblocks,
             blocks,
         }

@@ -21,6 +21,30 @@ use super::GgmlType;
 /// Rows per group.
 pub(super) const GROUP: usize = 16;
 
+/// Most tokens the x86 kernels take in one pass over a group (one accumulator register or
+/// tile row each).
+#[cfg(target_arch = "x86_64")]
+pub(super) const MAX_TOKENS: usize = 16;
+
+/// `$kernel::<Q8, N> $args` for the run-time weight type (`$q8`: Q8_0, else Q4_0) and token
+/// count `$n` (1..=[`MAX_TOKENS`]), which the kernels take as constants.
+#[cfg(target_arch = "x86_64")]
+macro_rules! per_count {
+    ($q8:expr, $n:expr, $kernel:ident $args:tt) => {
+        $crate::quant::packed::per_count!(@arms $q8, $n, $kernel $args;
+            1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16)
+    };
+    (@arms $q8:expr, $n:expr, $kernel:ident $args:tt; $($nt:literal)*) => {
+        match ($q8, $n) {
+            $((false, $nt) => $kernel::<false, $nt> $args,)*
+            $((true, $nt) => $kernel::<true, $nt> $args,)*
+            _ => unreachable!("1..=MAX_TOKENS tokens per pass"),
+        }
+    };
+}
+#[cfg(target_arch = "x86_64")]
+pub(super) use per_count;
+
 /// Bytes of one block of one row's quants (scale excluded).
 pub(super) fn quant_bytes(ty: GgmlType) -> usize {
     match ty {

@@ -20,14 +20,11 @@ use std::sync::OnceLock;
 use rayon::prelude::*;
 
 use super::act::BlockQ8_0;
-use super::packed::group_block_bytes;
+use super::packed::{group_block_bytes, per_count, MAX_TOKENS};
 use super::GgmlType;
 
 /// Tokens a pass needs before the tile kernel pays over the VNNI one.
 pub(super) const MIN_TOKENS: usize = 32;
-
-/// Tokens per tile (the rows of the left-hand and result tiles).
-const MAX_TOKENS: usize = 16;
 
 /// How many blocks the tile products run ahead of the finishing of their dots: far enough that
 /// a block's dots are in memory (its tile store retired) before they are read back.
@@ -241,17 +238,15 @@ unsafe fn runs(
         }
         // SAFETY: caller's contract.
         let o = unsafe { out.add(run * MAX_TOKENS * stride) };
-        macro_rules! dispatch {
-            ($($nt:literal)*) => {
-                match (ty == GgmlType::Q8_0, n) {
-                    $((false, $nt) => tile_dot::<false, $nt>(group, split, blocks, o, stride),)*
-                    $((true, $nt) => tile_dot::<true, $nt>(group, split, blocks, o, stride),)*
-                    _ => unreachable!("1..=MAX_TOKENS tokens per run"),
-                }
-            };
+        // SAFETY: forwarded from the caller; the tiles are configured for n tokens (a run's
+        // tokens are the rows of the left-hand and result tiles).
+        unsafe {
+            per_count!(
+                ty == GgmlType::Q8_0,
+                n,
+                tile_dot(group, split, blocks, o, stride)
+            )
         }
-        // SAFETY: forwarded from the caller; the tiles are configured for n tokens.
-        unsafe { dispatch!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16) }
     }
     if configured != 0 {
         // SAFETY: tiles were configured above; this returns them to the init state.

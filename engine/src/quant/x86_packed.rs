@@ -14,7 +14,7 @@ use std::arch::x86_64::*;
 use std::sync::OnceLock;
 
 use super::act::BlockQ8_0;
-use super::packed::group_block_bytes;
+use super::packed::{group_block_bytes, per_count, MAX_TOKENS};
 use super::GgmlType;
 
 /// Whether this CPU runs the packed kernels (AVX-512 F/BW/VNNI and F16C). Setting
@@ -54,26 +54,20 @@ pub(super) unsafe fn group_dot(
         let a = &acts[done..done + n];
         // SAFETY: caller's contract.
         let o = unsafe { out.add(done * stride) };
-        macro_rules! dispatch {
-            ($($nt:literal)*) => {
-                match (ty == GgmlType::Q8_0, n) {
-                    $((false, $nt) => packed_dot::<false, $nt>(group, nblocks, a, o, stride),)*
-                    $((true, $nt) => packed_dot::<true, $nt>(group, nblocks, a, o, stride),)*
-                    _ => unreachable!("1..=MAX_TOKENS tokens per pass"),
-                }
-            };
-        }
         // SAFETY: forwarded from the caller.
-        unsafe { dispatch!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16) }
+        unsafe {
+            per_count!(
+                ty == GgmlType::Q8_0,
+                n,
+                packed_dot(group, nblocks, a, o, stride)
+            )
+        }
         done += n;
     }
 }
 
 /// How many blocks ahead a group's weights are prefetched.
 const PREFETCH_BLOCKS: usize = 16;
-
-/// Tokens per pass over a group's weights (each keeps one accumulator register).
-const MAX_TOKENS: usize = 16;
 
 /// One group × `NT` tokens, Q4_0 (`Q8 = false`) or Q8_0 (`Q8 = true`): eight weight vectors
 /// per block, vector `i` holding positions 4i..4i+4 of the 16 rows (Q4_0's first four are the

@@ -45,8 +45,28 @@ impl ShortConv {
         spans: &[Span],
         states: &mut [&mut Tensor],
     ) -> Result<Tensor> {
-        let h = self.hidden;
         let p = self.in_proj.forward(u)?;
+        let f32_rows = p.dtype() == DType::F32
+            && self.taps.dtype() == DType::F32
+            && self.bias.as_ref().is_none_or(|b| b.dtype() == DType::F32)
+            && states.iter().all(|s| s.dtype() == DType::F32);
+        let gated = if f32_rows {
+            self.gate_convolve_f32(&p, spans, states)?
+        } else {
+            self.gate_convolve(&p, spans, states)?
+        };
+        self.out_proj.forward(&gated)
+    }
+
+    /// `C ⊙ z` from the projections `p` (`[N, 3H]`) in tensor operations (any dtype),
+    /// updating each sequence's window.
+    fn gate_convolve(
+        &self,
+        p: &Tensor,
+        spans: &[Span],
+        states: &mut [&mut Tensor],
+    ) -> Result<Tensor> {
+        let h = self.hidden;
         let b = p.narrow(1, 0, h)?;
         let c = p.narrow(1, h, h)?;
         let x = p.narrow(1, 2 * h, h)?;
@@ -64,7 +84,64 @@ impl ShortConv {
             [one] => one.clone(),
             _ => Tensor::cat(&zs, 0)?,
         };
-        self.out_proj.forward(&(c * z)?)
+        Ok((c * z)?)
+    }
+
+    /// `C ⊙ z` for f32 rows in one pass per sequence (`p`: `[N, 3H]`), updating each window:
+    /// the operations of the tensor path (`B ⊙ x`, each tap's product added in turn, the bias,
+    /// `C ⊙ z`) in the same order, so the same bits, without a tensor per tap and sequence.
+    fn gate_convolve_f32(
+        &self,
+        p: &Tensor,
+        spans: &[Span],
+        states: &mut [&mut Tensor],
+    ) -> Result<Tensor> {
+        let h = self.hidden;
+        let l = self.taps.dim(0)?;
+        let keep = l - 1;
+        let pv = p.flatten_all()?.to_vec1::<f32>()?;
+        let taps = self.taps.flatten_all()?.to_vec1::<f32>()?;
+        let bias = match &self.bias {
+            Some(b) => Some(b.flatten_all()?.to_vec1::<f32>()?),
+            None => None,
+        };
+        let n = pv.len() / (3 * h);
+        let mut out = vec![0f32; n * h];
+        for (s, state) in spans.iter().zip(states.iter_mut()) {
+            // The window: the state's rows, then this span's gated rows `B ⊙ x`.
+            let mut win = state.flatten_all()?.to_vec1::<f32>()?;
+            win.reserve(s.len * h);
+            for row in pv[s.off * 3 * h..(s.off + s.len) * 3 * h].chunks_exact(3 * h) {
+                let (b, x) = (&row[..h], &row[2 * h..]);
+                win.extend(b.iter().zip(x).map(|(b, x)| b * x));
+            }
+            for t in 0..s.len {
+                let c = &pv[(s.off + t) * 3 * h + h..][..h];
+                let o = &mut out[(s.off + t) * h..][..h];
+                let tap = |k: usize| (&win[(t + k) * h..][..h], &taps[k * h..][..h]);
+                let (w0, t0) = tap(0);
+                for ((o, w), t) in o.iter_mut().zip(w0).zip(t0) {
+                    *o = w * t;
+                }
+                for k in 1..l {
+                    let (wk, tk) = tap(k);
+                    for ((o, w), t) in o.iter_mut().zip(wk).zip(tk) {
+                        *o += w * t;
+                    }
+                }
+                if let Some(b) = &bias {
+                    for (o, b) in o.iter_mut().zip(b) {
+                        *o += b;
+                    }
+                }
+                for (o, c) in o.iter_mut().zip(c) {
+                    *o *= c;
+                }
+            }
+            let tail = win[s.len * h..].to_vec();
+            **state = Tensor::from_vec(tail, (keep, h), p.device())?;
+        }
+        Ok(Tensor::from_vec(out, (n, h), p.device())?)
     }
 
     /// The causal depthwise convolution of one sequence's gated rows `y` (`[T, H]`) after its
@@ -95,5 +172,81 @@ impl ShortConv {
             .narrow(0, window.dim(0)? - keep, keep)?
             .contiguous()?;
         Ok(z)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::Device;
+
+    use super::*;
+
+    /// The f32 pass gives the tensor operations' bits, outputs and windows, for several
+    /// sequences of different lengths, with and without a bias.
+    #[test]
+    fn the_f32_pass_gives_the_tensor_paths_bits() {
+        let (h, l) = (24, 3);
+        let dev = Device::Cpu;
+        let vals = |n: usize, seed: usize| -> Vec<f32> {
+            (0..n)
+                .map(|i| ((i * 7919 + seed * 104729) % 2003) as f32 / 1001.0 - 1.0)
+                .collect()
+        };
+        let spans = [
+            Span {
+                off: 0,
+                len: 1,
+                pos: 9,
+            },
+            Span {
+                off: 1,
+                len: 5,
+                pos: 0,
+            },
+            Span {
+                off: 6,
+                len: 2,
+                pos: 3,
+            },
+        ];
+        let n = 8;
+        let p = Tensor::from_vec(vals(n * 3 * h, 1), (n, 3 * h), &dev).unwrap();
+        for bias in [None, Some(Tensor::from_vec(vals(h, 5), h, &dev).unwrap())] {
+            let dense = |seed| crate::model::linear::Linear::Dense {
+                weight: Tensor::from_vec(vals(h * h, seed), (h, h), &dev).unwrap(),
+                bias: None,
+            };
+            let op = ShortConv {
+                in_proj: dense(2),
+                out_proj: dense(3),
+                taps: Tensor::from_vec(vals(l * h, 4), (l, h), &dev).unwrap(),
+                bias,
+                hidden: h,
+            };
+            let windows = |seed: usize| -> Vec<Tensor> {
+                (0..spans.len())
+                    .map(|i| {
+                        Tensor::from_vec(vals((l - 1) * h, seed + i), (l - 1, h), &dev).unwrap()
+                    })
+                    .collect()
+            };
+            let (mut a, mut b) = (windows(10), windows(10));
+            let fast = {
+                let mut refs: Vec<&mut Tensor> = a.iter_mut().collect();
+                op.gate_convolve_f32(&p, &spans, &mut refs).unwrap()
+            };
+            let plain = {
+                let mut refs: Vec<&mut Tensor> = b.iter_mut().collect();
+                op.gate_convolve(&p, &spans, &mut refs).unwrap()
+            };
+            let bits = |t: &Tensor| -> Vec<u32> {
+                let v = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                v.iter().map(|x| x.to_bits()).collect()
+            };
+            assert_eq!(bits(&fast), bits(&plain));
+            for (x, y) in a.iter().zip(&b) {
+                assert_eq!(bits(x), bits(y), "windows");
+            }
+        }
     }
 }

@@ -52,7 +52,7 @@ impl RmsNorm {
     }
 
     /// One pass per row for f32 activations: the same arithmetic as [`Self::forward_tensors`]
-    /// (mean square and scaling in f64, rounded to f32, times the weight) without its seven
+    /// (mean square and scaling in f64, rounded to f32, times the weight) without its eight
     /// intermediate tensors.
     fn forward_f32(&self, x: &Tensor, w: &[f32]) -> Result<Tensor> {
         let h = w.len();

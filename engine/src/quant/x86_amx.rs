@@ -139,9 +139,12 @@ impl TileActs {
             }
         };
         if runs > 1 {
-            blocks.par_chunks_mut(nblocks).enumerate().for_each(lay);
+            blocks
+                .par_chunks_mut(nblocks.max(1))
+                .enumerate()
+                .for_each(lay);
         } else {
-            blocks.chunks_mut(nblocks).enumerate().for_each(lay);
+            blocks.chunks_mut(nblocks.max(1)).enumerate().for_each(lay);
         }
         TileActs {
             tokens,

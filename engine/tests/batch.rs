@@ -84,11 +84,23 @@ fn argmax(v: &[f32]) -> usize {
         .0
 }
 
-/// Each sequence alone: the logits of every chunk (`want` rows).
-fn alone(m: &Arc<Lfm2Model>, plans: &[Plan], want: Logits) -> Vec<Vec<Vec<Vec<f32>>>> {
+/// Which logits sequence `i` asks for: the same for all, or (`None`) every position for the
+/// odd ones and the last for the even ones, so that passes mix both.
+fn want_of(want: Option<Logits>, i: usize) -> Logits {
+    match want {
+        Some(w) => w,
+        None if i % 2 == 1 => Logits::All,
+        None => Logits::Last,
+    }
+}
+
+/// Each sequence alone: the logits of every chunk (the rows it asks for).
+fn alone(m: &Arc<Lfm2Model>, plans: &[Plan], want: Option<Logits>) -> Vec<Vec<Vec<Vec<f32>>>> {
     plans
         .iter()
-        .map(|p| {
+        .enumerate()
+        .map(|(i, p)| {
+            let want = want_of(want, i);
             let mut s = Session::new(m.clone(), 64).unwrap();
             let mut at = 0;
             p.chunks
@@ -104,7 +116,7 @@ fn alone(m: &Arc<Lfm2Model>, plans: &[Plan], want: Logits) -> Vec<Vec<Vec<Vec<f3
 }
 
 /// All sequences on the schedule, batched: the logits of every chunk, per sequence.
-fn batched(m: &Arc<Lfm2Model>, plans: &[Plan], want: Logits) -> Vec<Vec<Vec<Vec<f32>>>> {
+fn batched(m: &Arc<Lfm2Model>, plans: &[Plan], want: Option<Logits>) -> Vec<Vec<Vec<Vec<f32>>>> {
     let mut sessions: Vec<Session> = plans
         .iter()
         .map(|_| Session::new(m.clone(), 64).unwrap())
@@ -132,7 +144,8 @@ fn batched(m: &Arc<Lfm2Model>, plans: &[Plan], want: Logits) -> Vec<Vec<Vec<Vec<
             .filter(|(i, _)| live.contains(i))
             .map(|(_, s)| s)
             .collect();
-        let logits = Session::forward_batch(&mut refs, &chunks, want).unwrap();
+        let wants: Vec<Logits> = live.iter().map(|&i| want_of(want, i)).collect();
+        let logits = Session::forward_batch(&mut refs, &chunks, &wants).unwrap();
         assert_eq!(logits.len(), live.len());
         for (k, &i) in live.iter().enumerate() {
             out[i].push(rows(&logits[k]));
@@ -149,7 +162,7 @@ fn compare(case: &str, quantized: bool) {
     let m = load(case);
     let vocab = m.config().vocab_size as u32;
     let p = plans(vocab);
-    for want in [Logits::Last, Logits::All] {
+    for want in [Some(Logits::Last), Some(Logits::All), None] {
         let (a, b) = (alone(&m, &p, want), batched(&m, &p, want));
         let mut worst = 0f32;
         let mut scale = 0f32;
@@ -211,15 +224,22 @@ fn a_bad_batch_moves_no_session() {
     let before = a.prefill(&[9], 1).unwrap();
     let snap = a.snapshot();
     // b cannot take 7 more tokens: nothing runs, a stays where it was.
-    let e = Session::forward_batch(&mut [&mut a, &mut b], &[&[6], &[1; 7]], Logits::Last);
+    let last = [Logits::Last; 2];
+    let e = Session::forward_batch(&mut [&mut a, &mut b], &[&[6], &[1; 7]], &last);
     assert!(matches!(e, Err(Error::ContextFull { .. })), "{e:?}");
     // A token out of range fails inside the pass: both are rolled back.
     let vocab = m.config().vocab_size as u32;
-    let e = Session::forward_batch(&mut [&mut a, &mut b], &[&[6], &[vocab]], Logits::Last);
+    let e = Session::forward_batch(&mut [&mut a, &mut b], &[&[6], &[vocab]], &last);
     assert!(matches!(e, Err(Error::TokenOutOfRange { .. })), "{e:?}");
     assert_eq!((a.len(), b.len()), (4, 2));
-    let e = Session::forward_batch(&mut [&mut a], &[&[1], &[2]], Logits::Last);
+    let e = Session::forward_batch(&mut [&mut a], &[&[1], &[2]], &last[..1]);
     assert!(e.is_err());
+    // As many logits choices as sessions, or nothing runs.
+    let e = Session::forward_batch(&mut [&mut a, &mut b], &[&[6], &[1]], &last[..1]);
+    assert!(
+        matches!(&e, Err(e) if e.to_string().contains("wants")),
+        "{e:?}"
+    );
     // After the refusals, a continues exactly as if they never happened.
     a.restore(&snap).unwrap();
     let x = a.decode(7).unwrap();

@@ -43,7 +43,8 @@ pub fn measure(
             .collect::<lfm_engine::Result<Vec<_>>>()?;
         let mut refs: Vec<&mut Session> = sessions.iter_mut().collect();
         let chunks: Vec<&[u32]> = vec![prompt; b];
-        let logits = Session::forward_batch(&mut refs, &chunks, Logits::Last)?;
+        let last = vec![Logits::Last; b];
+        let logits = Session::forward_batch(&mut refs, &chunks, &last)?;
         // Each sequence continues greedily from its own logits.
         let mut next: Vec<u32> = logits
             .iter()
@@ -53,8 +54,8 @@ pub fn measure(
         for _ in 0..gen {
             let toks: Vec<[u32; 1]> = next.iter().map(|&t| [t]).collect();
             let chunks: Vec<&[u32]> = toks.iter().map(|t| t.as_slice()).collect();
-            let logits = Session::forward_batch(&mut refs, &chunks, Logits::Last)
-                .context("batched decode")?;
+            let logits =
+                Session::forward_batch(&mut refs, &chunks, &last).context("batched decode")?;
             for (n, l) in next.iter_mut().zip(&logits) {
                 *n = greedy(&l.flatten_all()?.to_vec1::<f32>()?)?;
             }

@@ -200,21 +200,18 @@ fn pass(batch: Vec<Request>) {
         .map(|r| (r.session, (r.tokens, r.want, r.reply)))
         .unzip();
     let wants: Vec<Logits> = rest.iter().map(|r| r.1).collect();
-    let uniform = wants.iter().all(|&w| w == wants[0]);
-    let result = if uniform {
+    let result = {
         let mut refs: Vec<&mut Session> = sessions.iter_mut().collect();
         let chunks: Vec<&[u32]> = rest.iter().map(|r| r.0.as_slice()).collect();
-        Some(Session::forward_batch(&mut refs, &chunks, wants[0]))
-    } else {
-        None
+        Session::forward_batch(&mut refs, &chunks, &wants)
     };
     match result {
-        Some(Ok(outs)) => {
+        Ok(outs) => {
             for ((s, o), (_, _, reply)) in sessions.into_iter().zip(outs).zip(rest) {
                 let _ = reply.send((s, Ok(o)));
             }
         }
-        _ => {
+        Err(_) => {
             for (mut s, (tokens, want, reply)) in sessions.into_iter().zip(rest) {
                 let out = s.forward(&tokens, want);
                 let _ = reply.send((s, out));

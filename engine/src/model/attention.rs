@@ -6,12 +6,13 @@
 
 use candle_core::{DType, Device, Tensor};
 
+use super::host::with_f32;
 use super::linear::Linear;
 use super::norm::RmsNorm;
 use super::rope::Rope;
 use super::Span;
 use crate::error::Result;
-use crate::session::KvCache;
+use crate::session::{attend_all, KvCache};
 
 /// Query rows per attention tile on the general path (a model that does not compute in f32):
 /// bounds the score matrix to `heads x 64 x S` values.
@@ -71,15 +72,43 @@ impl Attention {
         let v = v.reshape((n, nkv, hd))?;
         let q = Rope::apply(&self.q_norm.forward(&q)?, rope.0, rope.1)?;
         let k = Rope::apply(&self.k_norm.forward(&k)?, rope.0, rope.1)?;
-        let mut outs = Vec::with_capacity(spans.len());
+        let part = |x: &Tensor, s: &Span| match spans.len() {
+            1 => Ok(x.clone()),
+            _ => x.narrow(0, s.off, s.len),
+        };
+        // Every sequence's keys and values go into its cache first.
         for (s, cache) in spans.iter().zip(caches.iter_mut()) {
-            let part = |x: &Tensor| x.narrow(0, s.off, s.len);
-            let (qs, ks, vs) = if spans.len() == 1 {
-                (q.clone(), k.clone(), v.clone())
-            } else {
-                (part(&q)?, part(&k)?, part(&v)?)
-            };
-            outs.push(self.attend(&qs, &ks, &vs, s.pos, cache)?);
+            if cache.len() != s.pos {
+                return Err(crate::Error::arg(
+                    "state",
+                    format!(
+                        "KV cache holds {} tokens but the chunk starts at position {}",
+                        cache.len(),
+                        s.pos
+                    ),
+                ));
+            }
+            cache.append(
+                &part(&k, s)?.transpose(0, 1)?,
+                &part(&v, s)?.transpose(0, 1)?,
+            )?;
+        }
+        let scale = (hd as f64).powf(-0.5);
+        if q.dtype() == DType::F32 {
+            // Every sequence reads its cache in place, all in one parallel loop (see
+            // `KvCache::attend`).
+            let readers: Vec<&KvCache> = caches.iter().map(|c| &**c).collect();
+            let counts: Vec<usize> = spans.iter().map(|s| s.len).collect();
+            let all = with_f32(&q, |qv| attend_all(&readers, qv, &counts, nh, scale as f32))??;
+            if let Some(out) = all {
+                return self
+                    .out_proj
+                    .forward(&Tensor::from_vec(out, (n, nh * hd), q.device())?);
+            }
+        }
+        let mut outs = Vec::with_capacity(spans.len());
+        for (s, cache) in spans.iter().zip(caches.iter()) {
+            outs.push(self.attend(&part(&q, s)?, s.pos, cache)?);
         }
         let out = match outs.as_slice() {
             [one] => one.clone(),
@@ -88,37 +117,14 @@ impl Attention {
         self.out_proj.forward(&out)
     }
 
-    /// One sequence's attention: appends `k`, `v` (`[T, kv_heads, d]`) to `cache` and returns
-    /// the heads' outputs `[T, heads·d]` for queries `q` (`[T, heads, d]`) at `pos`.
-    fn attend(
-        &self,
-        q: &Tensor,
-        k: &Tensor,
-        v: &Tensor,
-        pos: usize,
-        cache: &mut KvCache,
-    ) -> Result<Tensor> {
+    /// One sequence's attention through tensor operations (a model that does not compute in
+    /// f32): the heads' outputs `[T, heads·d]` for queries `q` (`[T, heads, d]`) at `pos`, over
+    /// `cache`, which already holds their keys and values.
+    fn attend(&self, q: &Tensor, pos: usize, cache: &KvCache) -> Result<Tensor> {
         let t = q.dim(0)?;
         let (nh, nkv, hd) = (self.num_heads, self.num_kv_heads, self.head_dim);
         let g = nh / nkv;
-        if cache.len() != pos {
-            return Err(crate::Error::arg(
-                "state",
-                format!(
-                    "KV cache holds {} tokens but the chunk starts at position {pos}",
-                    cache.len()
-                ),
-            ));
-        }
-        cache.append(&k.transpose(0, 1)?, &v.transpose(0, 1)?)?;
         let scale = (hd as f64).powf(-0.5);
-        if q.dtype() == DType::F32 {
-            // Read the cache in place, in tiles (see `KvCache::attend`).
-            let qv = q.flatten_all()?.to_vec1::<f32>()?;
-            if let Some(out) = cache.attend(&qv, t, nh, scale as f32)? {
-                return Ok(Tensor::from_vec(out, (t, nh * hd), q.device())?);
-            }
-        }
         let (keys, values) = cache.view()?; // [nkv, S, hd]
                                             // Queries go in tiles so a long chunk never materialises a T x S score matrix.
         let mut outs = Vec::with_capacity(t.div_ceil(QUERY_TILE));

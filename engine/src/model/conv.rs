@@ -9,8 +9,9 @@
 //! The state is the last `L-1` rows of `y` (zeros before the first token), so a chunk is
 //! convolved over `concat(state, y_chunk)`.
 
-use candle_core::{DType, Tensor};
+use candle_core::{DType, Device, Tensor};
 
+use super::host::with_f32;
 use super::linear::Linear;
 use super::Span;
 use crate::error::Result;
@@ -96,10 +97,22 @@ impl ShortConv {
         spans: &[Span],
         states: &mut [&mut Tensor],
     ) -> Result<Tensor> {
+        with_f32(p, |pv| {
+            self.gate_convolve_rows(pv, p.device(), spans, states)
+        })?
+    }
+
+    /// [`Self::gate_convolve_f32`] over the rows' values `pv`.
+    fn gate_convolve_rows(
+        &self,
+        pv: &[f32],
+        device: &Device,
+        spans: &[Span],
+        states: &mut [&mut Tensor],
+    ) -> Result<Tensor> {
         let h = self.hidden;
         let l = self.taps.dim(0)?;
         let keep = l - 1;
-        let pv = p.flatten_all()?.to_vec1::<f32>()?;
         let taps = self.taps.flatten_all()?.to_vec1::<f32>()?;
         let bias = match &self.bias {
             Some(b) => Some(b.flatten_all()?.to_vec1::<f32>()?),
@@ -139,9 +152,9 @@ impl ShortConv {
                 }
             }
             let tail = win[s.len * h..].to_vec();
-            **state = Tensor::from_vec(tail, (keep, h), p.device())?;
+            **state = Tensor::from_vec(tail, (keep, h), device)?;
         }
-        Ok(Tensor::from_vec(out, (n, h), p.device())?)
+        Ok(Tensor::from_vec(out, (n, h), device)?)
     }
 
     /// The causal depthwise convolution of one sequence's gated rows `y` (`[T, H]`) after its

@@ -3,6 +3,7 @@
 use candle_core::{DType, Tensor};
 use rayon::prelude::*;
 
+use super::host::with_f32;
 use super::linear::Linear;
 use super::norm::PAR_VALUES;
 use crate::error::Result;
@@ -31,15 +32,17 @@ fn silu_mul(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
     if gate.dtype() != DType::F32 || up.dtype() != DType::F32 || gate.dims() != up.dims() {
         return Ok((gate.silu()? * up)?);
     }
-    let mut g = gate.flatten_all()?.to_vec1::<f32>()?;
-    let u = up.flatten_all()?.to_vec1::<f32>()?;
-    let f = |(g, &u): (&mut f32, &f32)| *g = *g / (1.0 + (-*g).exp()) * u;
-    if g.len() >= PAR_VALUES {
-        g.par_iter_mut().zip(u.par_iter()).for_each(f);
-    } else {
-        g.iter_mut().zip(&u).for_each(f);
-    }
-    Ok(Tensor::from_vec(g, gate.dims(), gate.device())?)
+    let f = |(&g, &u): (&f32, &f32)| g / (1.0 + (-g).exp()) * u;
+    let out: Vec<f32> = with_f32(gate, |g| {
+        with_f32(up, |u| {
+            if g.len() >= PAR_VALUES {
+                g.par_iter().zip(u.par_iter()).map(f).collect()
+            } else {
+                g.iter().zip(u).map(f).collect()
+            }
+        })
+    })??;
+    Ok(Tensor::from_vec(out, gate.dims(), gate.device())?)
 }
 
 #[cfg(test)]

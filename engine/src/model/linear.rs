@@ -1,8 +1,9 @@
 //! A linear layer `y = x·Wᵀ (+ b)` with `W` stored `[out, in]`, as in the checkpoints: dense
 //! (a candle tensor in the compute dtype) or quantized (a ggml-typed matrix from a GGUF file).
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{Device, Tensor};
 
+use super::host::with_f32;
 use crate::error::Result;
 use crate::quant::{QMatrix, QuantizedActs};
 
@@ -48,11 +49,15 @@ impl Linear {
                 })
             }
             Linear::Quant(m) => {
-                let (t, _) = x.dims2()?;
-                let xs = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-                let mut out = vec![0f32; t * m.rows()];
-                m.matmul(&xs, t, &mut out);
-                Ok(Tensor::from_vec(out, (t, m.rows()), &Device::Cpu)?)
+                let (t, cols) = x.dims2()?;
+                let acts = with_f32(x, |xs| {
+                    QuantizedActs::quantize(m.ty().act_format(), xs, t, cols)
+                })?;
+                Ok(Tensor::from_vec(
+                    m.product(&acts),
+                    (t, m.rows()),
+                    &Device::Cpu,
+                )?)
             }
         }
     }
@@ -75,13 +80,14 @@ impl Linear {
             return layers.iter().map(|l| l.forward(x)).collect();
         }
         let (t, cols) = x.dims2()?;
-        let xs = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-        let acts = QuantizedActs::quantize(fmt, &xs, t, cols);
+        let acts = with_f32(x, |xs| QuantizedActs::quantize(fmt, xs, t, cols))?;
         ms.iter()
             .map(|m| {
-                let mut out = vec![0f32; t * m.rows()];
-                m.matmul_quantized(&acts, &mut out);
-                Ok(Tensor::from_vec(out, (t, m.rows()), &Device::Cpu)?)
+                Ok(Tensor::from_vec(
+                    m.product(&acts),
+                    (t, m.rows()),
+                    &Device::Cpu,
+                )?)
             })
             .collect()
     }

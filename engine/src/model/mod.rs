@@ -8,6 +8,7 @@ mod attention;
 mod conv;
 mod embedding;
 mod ffn;
+mod host;
 mod linear;
 mod norm;
 mod rope;
@@ -79,12 +80,13 @@ pub enum Logits {
     All,
 }
 
-/// One sequence of a batched forward pass: its new tokens, the position of the first, and
-/// its per-layer state.
+/// One sequence of a batched forward pass: its new tokens, the position of the first, its
+/// per-layer state, and which of its logits the pass returns.
 pub(crate) struct Seq<'a> {
     pub tokens: &'a [u32],
     pub pos: usize,
     pub state: &'a mut [LayerState],
+    pub want: Logits,
 }
 
 /// Where one sequence's rows sit among the stacked rows of a batched pass.
@@ -241,8 +243,9 @@ impl Lfm2Model {
     /// per-layer state; callers go through [`crate::session::Session`]): their rows are stacked for the embedding, the
     /// norms, every linear layer and the head (one read of each weight for all of them), and
     /// split for what is per sequence: attention over its own KV cache at its own position, and
-    /// the short convolution over its own window. Returns each sequence's f32 logits, in order.
-    pub(crate) fn forward_batch(&self, seqs: &mut [Seq<'_>], want: Logits) -> Result<Vec<Tensor>> {
+    /// the short convolution over its own window. Returns each sequence's f32 logits, in order:
+    /// every position's or the last one's, as each asks.
+    pub(crate) fn forward_batch(&self, seqs: &mut [Seq<'_>]) -> Result<Vec<Tensor>> {
         let vocab = self.config.vocab_size;
         let mut all = Vec::new();
         let mut spans = Vec::with_capacity(seqs.len());
@@ -307,14 +310,28 @@ impl Lfm2Model {
             let f = layer.ffn.forward(&layer.ffn_norm.forward(&h)?)?;
             x = (h + f)?;
         }
-        let x = match want {
-            Logits::All => x,
-            Logits::Last if spans.len() == 1 => x.narrow(0, spans[0].len - 1, 1)?,
-            Logits::Last => {
-                let last: Vec<u32> = spans.iter().map(|s| (s.off + s.len - 1) as u32).collect();
-                let n = last.len();
-                x.index_select(&Tensor::from_vec(last, n, x.device())?, 0)?
-            }
+        // The head runs only on the rows whose logits are asked for.
+        let counts: Vec<usize> = seqs
+            .iter()
+            .zip(&spans)
+            .map(|(s, sp)| match s.want {
+                Logits::All => sp.len,
+                Logits::Last => 1,
+            })
+            .collect();
+        let x = if counts.iter().sum::<usize>() == all.len() {
+            x
+        } else if let ([s], [sp]) = (&*seqs, spans.as_slice()) {
+            debug_assert_eq!(s.want, Logits::Last);
+            x.narrow(0, sp.len - 1, 1)?
+        } else {
+            let rows: Vec<u32> = spans
+                .iter()
+                .zip(&counts)
+                .flat_map(|(s, &c)| (s.off + s.len - c..s.off + s.len).map(|r| r as u32))
+                .collect();
+            let n = rows.len();
+            x.index_select(&Tensor::from_vec(rows, n, x.device())?, 0)?
         };
         let logits = self
             .lm_head
@@ -323,14 +340,12 @@ impl Lfm2Model {
         if spans.len() == 1 {
             return Ok(vec![logits]);
         }
-        spans
+        let mut at = 0;
+        counts
             .iter()
-            .enumerate()
-            .map(|(i, s)| {
-                Ok(match want {
-                    Logits::All => logits.narrow(0, s.off, s.len)?,
-                    Logits::Last => logits.narrow(0, i, 1)?,
-                })
+            .map(|&c| {
+                at += c;
+                Ok(logits.narrow(0, at - c, c)?)
             })
             .collect()
     }

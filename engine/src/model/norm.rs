@@ -4,6 +4,7 @@
 use candle_core::{DType, Tensor, D};
 use rayon::prelude::*;
 
+use super::host::with_f32;
 use crate::error::Result;
 
 /// Values from which a row-wise kernel splits its rows over the rayon pool.
@@ -56,8 +57,6 @@ impl RmsNorm {
     /// intermediate tensors.
     fn forward_f32(&self, x: &Tensor, w: &[f32]) -> Result<Tensor> {
         let h = w.len();
-        let xs = x.flatten_all()?.to_vec1::<f32>()?;
-        let mut out = vec![0f32; xs.len()];
         let eps = self.eps;
         let row = |(o, x): (&mut [f32], &[f32])| {
             // Four running sums, so the additions need not wait on each other.
@@ -75,11 +74,15 @@ impl RmsNorm {
                 *o = (v as f64 * inv) as f32 * w;
             }
         };
-        if xs.len() >= PAR_VALUES {
-            out.par_chunks_mut(h).zip(xs.par_chunks(h)).for_each(row);
-        } else {
-            out.chunks_mut(h).zip(xs.chunks(h)).for_each(row);
-        }
+        let out = with_f32(x, |xs| {
+            let mut out = vec![0f32; xs.len()];
+            if xs.len() >= PAR_VALUES {
+                out.par_chunks_mut(h).zip(xs.par_chunks(h)).for_each(row);
+            } else {
+                out.chunks_mut(h).zip(xs.chunks(h)).for_each(row);
+            }
+            out
+        })?;
         Ok(Tensor::from_vec(out, x.dims(), x.device())?)
     }
 }

@@ -427,23 +427,47 @@ impl QMatrix {
     /// As [`QMatrix::matmul`] over activations already quantized (shared by several matrices
     /// that read the same input, such as Q, K and V).
     pub fn matmul_quantized(&self, acts: &QuantizedActs, out: &mut [f32]) {
+        assert_eq!(out.len(), acts.tokens() * self.rows, "matmul output length");
+        // SAFETY: `out` holds the `t × rows` outputs.
+        unsafe { self.matmul_into(acts, SharedOut(out.as_mut_ptr())) }
+    }
+
+    /// The `t × rows` outputs of [`QMatrix::matmul_quantized`] in a new vector, which is not
+    /// zeroed first: every kernel writes each output exactly once.
+    pub fn product(&self, acts: &QuantizedActs) -> Vec<f32> {
+        let n = acts.tokens() * self.rows;
+        let mut out = Vec::with_capacity(n);
+        // SAFETY: the vector has room for the `n` outputs, and `matmul_into` writes every one
+        // of them (each path covers all rows of all tokens: row tiles to `rows`, packed groups
+        // to `rows`, a multiple of the group size, F16 quads and then the rows past them)
+        // before the length is set.
+        unsafe {
+            self.matmul_into(acts, SharedOut(out.as_mut_ptr()));
+            out.set_len(n);
+        }
+        out
+    }
+
+    /// Writes every output `out[t·rows + r]` once.
+    ///
+    /// # Safety
+    /// `out` points to room for `t × rows` values that nothing else reads or writes meanwhile.
+    unsafe fn matmul_into(&self, acts: &QuantizedActs, out_ptr: SharedOut) {
         let t = acts.tokens();
         assert_eq!(acts.format(), self.ty.act_format(), "activation format");
         assert_eq!(acts.cols(), self.cols, "activation width");
-        assert_eq!(out.len(), t * self.rows, "matmul output length");
         if self.packed {
-            return self.matmul_packed(acts, out);
+            return self.matmul_packed(acts, out_ptr);
         }
         #[cfg(target_arch = "x86_64")]
         if self.ty == GgmlType::F16 && self.cols.is_multiple_of(16) && x86_packed::available() {
-            return self.matmul_f16_tiles(acts, out);
+            return self.matmul_f16_tiles(acts, out_ptr);
         }
         let kernel = dot::kernel(self.ty);
         let rows = self.rows;
         // Tiles of rows small enough that a tile's weights stay in L1/L2 while every token
         // passes over them, and numerous enough to balance the threads.
         let tile = tile_rows(rows, t);
-        let out_ptr = SharedOut(out.as_mut_ptr());
         let n_tiles = rows.div_ceil(tile);
         let body = |i: usize| {
             let r0 = i * tile;
@@ -468,12 +492,12 @@ impl QMatrix {
 
 impl QMatrix {
     #[cfg(not(target_arch = "x86_64"))]
-    fn matmul_packed(&self, _acts: &QuantizedActs, _out: &mut [f32]) {
+    fn matmul_packed(&self, _acts: &QuantizedActs, _out: SharedOut) {
         unreachable!("matrices are packed only on x86_64")
     }
 
     #[cfg(target_arch = "x86_64")]
-    fn matmul_packed(&self, acts: &QuantizedActs, out: &mut [f32]) {
+    fn matmul_packed(&self, acts: &QuantizedActs, out_ptr: SharedOut) {
         let t = acts.tokens();
         let rows = self.rows;
         let nblocks = self.cols / self.ty.block_len();
@@ -484,6 +508,10 @@ impl QMatrix {
                 _ => unreachable!("packed matrices take Q8_0 activations"),
             })
             .collect();
+        assert!(
+            rows.is_multiple_of(packed::GROUP),
+            "packed rows come in whole groups"
+        );
         let groups = rows / packed::GROUP;
         let per_task = if t <= 4 {
             groups
@@ -494,7 +522,6 @@ impl QMatrix {
         };
         // Passes of 32+ tokens take the tile kernels where the CPU has them (same bits).
         let tiles = (t >= x86_amx::MIN_TOKENS && x86_amx::available()).then(|| acts.tiles());
-        let out_ptr = SharedOut(out.as_mut_ptr());
         let bytes = self.bytes();
         let body = |task: usize| {
             let g0 = task * per_task;
@@ -525,7 +552,7 @@ impl QMatrix {
 impl QMatrix {
     /// F16: 4-row × up-to-6-token register tiles (rows past a multiple of 4 by the row kernel).
     #[cfg(target_arch = "x86_64")]
-    fn matmul_f16_tiles(&self, acts: &QuantizedActs, out: &mut [f32]) {
+    fn matmul_f16_tiles(&self, acts: &QuantizedActs, out_ptr: SharedOut) {
         let (t, rows, cols) = (acts.tokens(), self.rows, self.cols);
         // The activations as rounded f16, widened back to f32 once.
         let x: Vec<f32> = (0..t)
@@ -535,7 +562,6 @@ impl QMatrix {
             })
             .collect();
         let kernel = dot::kernel(self.ty);
-        let out_ptr = SharedOut(out.as_mut_ptr());
         let bytes = self.bytes();
         let quads = rows / 4;
         // A task owns 8 quads (32 rows): their weights stay in L2 while each 6-token chunk of

@@ -240,14 +240,14 @@ impl KvCache {
         num_heads: usize,
         scale: f32,
     ) -> Result<Option<Vec<f32>>> {
-        use super::attend::{Job, Rows, Shape};
+        attend_all(&[self], q, &[queries], num_heads, scale)
+    }
+
+    /// The buffers held for reading in place, or `None` when the model does not compute in
+    /// f32 or the cache is stored in neither f16 nor f32.
+    pub(crate) fn read(&self) -> Result<Option<KvRead<'_>>> {
         let (nkv, cap, hd) = self.k.dims3()?;
-        if self.compute != DType::F32
-            || queries == 0
-            || queries > self.len
-            || !num_heads.is_multiple_of(nkv)
-            || q.len() != queries * num_heads * hd
-        {
+        if self.compute != DType::F32 {
             return Ok(None);
         }
         let (ks, kl) = self.k.storage_and_layout();
@@ -255,30 +255,25 @@ impl KvCache {
         if !kl.is_contiguous() || !vl.is_contiguous() {
             return Ok(None);
         }
-        let (k0, v0) = (kl.start_offset(), vl.start_offset());
-        let (keys, values) = match (&*ks, &*vs) {
-            (Storage::Cpu(CpuStorage::F16(k)), Storage::Cpu(CpuStorage::F16(v))) => {
-                (Rows::F16(&k[k0..]), Rows::F16(&v[v0..]))
-            }
-            (Storage::Cpu(CpuStorage::F32(k)), Storage::Cpu(CpuStorage::F32(v))) => {
-                (Rows::F32(&k[k0..]), Rows::F32(&v[v0..]))
-            }
-            _ => return Ok(None),
-        };
-        Ok(Some(super::attend::attend(&Job {
-            q,
-            keys,
-            values,
-            shape: Shape {
-                heads: num_heads,
-                kv_heads: nkv,
-                head_dim: hd,
-                stride: cap,
-                queries,
-                pos: self.len - queries,
-            },
-            scale,
-        })))
+        let readable = matches!(
+            (&*ks, &*vs),
+            (
+                Storage::Cpu(CpuStorage::F16(_)),
+                Storage::Cpu(CpuStorage::F16(_))
+            ) | (
+                Storage::Cpu(CpuStorage::F32(_)),
+                Storage::Cpu(CpuStorage::F32(_))
+            )
+        );
+        if !readable {
+            return Ok(None);
+        }
+        Ok(Some(KvRead {
+            k: (Box::new(ks), kl.start_offset()),
+            v: (Box::new(vs), vl.start_offset()),
+            dims: (nkv, cap, hd),
+            len: self.len,
+        }))
     }
 
     /// Forgets every token from position `len` on.
@@ -325,6 +320,102 @@ impl Drop for KvCache {
     fn drop(&mut self) {
         freed(&self.k);
         freed(&self.v);
+    }
+}
+
+/// [`KvCache::attend`] for the sequences of a batched pass at once, in one parallel loop over
+/// all of them: `q` stacks each one's queries (the last `counts[i]` positions of
+/// `caches[i]`), and the result their outputs in the same order. `None` when a cache cannot
+/// be read in place or the shapes do not fit (the caller takes the general path).
+pub(crate) fn attend_all(
+    caches: &[&KvCache],
+    q: &[f32],
+    counts: &[usize],
+    num_heads: usize,
+    scale: f32,
+) -> Result<Option<Vec<f32>>> {
+    let mut reads = Vec::with_capacity(caches.len());
+    for c in caches {
+        match c.read()? {
+            Some(r) => reads.push(r),
+            None => return Ok(None),
+        }
+    }
+    let mut jobs = Vec::with_capacity(reads.len());
+    let mut at = 0;
+    for (r, &n) in reads.iter().zip(counts) {
+        let w = n * num_heads * r.dims.2;
+        let Some(qs) = q.get(at..at + w) else {
+            return Ok(None);
+        };
+        match r.job(qs, n, num_heads, scale) {
+            Some(job) => jobs.push(job),
+            None => return Ok(None),
+        }
+        at += w;
+    }
+    if at != q.len() || jobs.len() != caches.len() {
+        return Ok(None);
+    }
+    Ok(Some(super::attend::attend_many(&jobs)))
+}
+
+/// A read lock on a buffer's storage (candle's lock type, named by what it gives).
+type Guard<'a> = Box<dyn std::ops::Deref<Target = Storage> + 'a>;
+
+/// A cache's buffers read-locked in place (see [`KvCache::read`]).
+pub(crate) struct KvRead<'a> {
+    k: (Guard<'a>, usize),
+    v: (Guard<'a>, usize),
+    /// `[kv_heads, capacity, head_dim]`.
+    dims: (usize, usize, usize),
+    len: usize,
+}
+
+impl KvRead<'_> {
+    /// The attention job of the last `queries` held positions over every held token, for
+    /// queries `q` (`[queries, num_heads, head_dim]`, rotated): see [`KvCache::attend`].
+    /// `None` when the shapes do not fit (the caller takes the general path).
+    pub(crate) fn job<'a>(
+        &'a self,
+        q: &'a [f32],
+        queries: usize,
+        num_heads: usize,
+        scale: f32,
+    ) -> Option<super::attend::Job<'a>> {
+        use super::attend::{Job, Rows, Shape};
+        let (nkv, cap, hd) = self.dims;
+        if queries == 0
+            || queries > self.len
+            || !num_heads.is_multiple_of(nkv)
+            || q.len() != queries * num_heads * hd
+        {
+            return None;
+        }
+        let ((ks, k0), (vs, v0)) = (&self.k, &self.v);
+        let (keys, values) = match (&***ks, &***vs) {
+            (Storage::Cpu(CpuStorage::F16(k)), Storage::Cpu(CpuStorage::F16(v))) => {
+                (Rows::F16(&k[*k0..]), Rows::F16(&v[*v0..]))
+            }
+            (Storage::Cpu(CpuStorage::F32(k)), Storage::Cpu(CpuStorage::F32(v))) => {
+                (Rows::F32(&k[*k0..]), Rows::F32(&v[*v0..]))
+            }
+            _ => return None,
+        };
+        Some(Job {
+            q,
+            keys,
+            values,
+            shape: Shape {
+                heads: num_heads,
+                kv_heads: nkv,
+                head_dim: hd,
+                stride: cap,
+                queries,
+                pos: self.len - queries,
+            },
+            scale,
+        })
     }
 }
 

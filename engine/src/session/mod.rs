@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use candle_core::{DType, Tensor};
+pub(crate) use kv::attend_all;
 pub use kv::{kv_memory, reset_kv_peak, KvCache, KvMemory};
 
 use crate::error::{Error, Result};
@@ -180,25 +181,36 @@ impl Session {
 
     /// Runs `tokens` as one chunk and returns f32 logits `[n, vocab]` (`n` = 1 or the chunk).
     pub fn forward(&mut self, tokens: &[u32], want: Logits) -> Result<Tensor> {
-        let mut out = Session::forward_batch(&mut [self], &[tokens], want)?;
+        let mut out = Session::forward_batch(&mut [self], &[tokens], &[want])?;
         out.pop()
             .ok_or_else(|| Error::arg("tokens", "at least one token is needed"))
     }
 
     /// Runs several sessions over the same model in one pass: `tokens[i]` is the chunk of
     /// `sessions[i]` (one token to decode, or a prefill chunk; they may mix), each at its own
-    /// position with its own KV cache and conv windows. Each weight is read once for all of
-    /// them. Returns each session's f32 logits, as [`Session::forward`] would alone (the same
-    /// to rounding: rows are stacked, never mixed). On an error no session has moved.
+    /// position with its own KV cache and conv windows, and `wants[i]` the logits it returns
+    /// (they may mix too). Each weight is read once for all of them. Returns each session's
+    /// f32 logits, as [`Session::forward`] would alone (the same to rounding: rows are stacked,
+    /// never mixed). On an error no session has moved.
     pub fn forward_batch(
         sessions: &mut [&mut Session],
         tokens: &[&[u32]],
-        want: Logits,
+        wants: &[Logits],
     ) -> Result<Vec<Tensor>> {
         if sessions.len() != tokens.len() {
             return Err(Error::arg(
                 "tokens",
                 format!("{} chunks for {} sessions", tokens.len(), sessions.len()),
+            ));
+        }
+        if sessions.len() != wants.len() {
+            return Err(Error::arg(
+                "wants",
+                format!(
+                    "{} logits choices for {} sessions",
+                    wants.len(),
+                    sessions.len()
+                ),
             ));
         }
         let Some(first) = sessions.first() else {
@@ -228,13 +240,15 @@ impl Session {
         let mut seqs: Vec<Seq<'_>> = sessions
             .iter_mut()
             .zip(tokens)
-            .map(|(s, t)| Seq {
+            .zip(wants)
+            .map(|((s, t), &want)| Seq {
                 tokens: t,
                 pos: s.tokens.len(),
                 state: &mut s.state,
+                want,
             })
             .collect();
-        let result = model.forward_batch(&mut seqs, want);
+        let result = model.forward_batch(&mut seqs);
         drop(seqs);
         match result {
             Ok(out) => {

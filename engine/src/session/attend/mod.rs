@@ -90,29 +90,53 @@ pub(crate) struct Job<'a> {
     pub scale: f32,
 }
 
-/// Runs `job`, query `i` seeing keys `0..=pos + i`. Returns `[queries, heads·head_dim]`.
-pub(crate) fn attend(job: &Job) -> Vec<f32> {
-    attend_with(job, Isa::best())
+/// One job in the kernels compiled for `isa` (one of [`Isa::available`]).
+#[cfg(test)]
+fn attend_with(job: &Job, isa: Isa) -> Vec<f32> {
+    attend_many_with(std::slice::from_ref(job), isa)
 }
 
-/// [`attend`] in the kernels compiled for `isa` (one of [`Isa::available`]).
-fn attend_with(job: &Job, isa: Isa) -> Vec<f32> {
-    let s = job.shape;
-    let g = s.heads / s.kv_heads;
-    let tiles = s.queries.div_ceil(TILE);
-    let items: Vec<(usize, usize)> = (0..s.kv_heads)
-        .flat_map(|h| (0..tiles).map(move |t| (h, t * TILE)))
-        .collect();
+/// Several jobs (the sequences of a batched pass, each over its own cache) in one parallel
+/// loop over all their items. Returns their outputs stacked in order, `[Σ queries,
+/// heads·head_dim]`. The jobs have the same number of heads and head size (one model).
+pub(crate) fn attend_many(jobs: &[Job]) -> Vec<f32> {
+    attend_many_with(jobs, Isa::best())
+}
+
+/// [`attend_many`] in the kernels compiled for `isa` (one of [`Isa::available`]).
+fn attend_many_with(jobs: &[Job], isa: Isa) -> Vec<f32> {
+    let Some(first) = jobs.first() else {
+        return Vec::new();
+    };
+    let (hd, row) = (
+        first.shape.head_dim,
+        first.shape.heads * first.shape.head_dim,
+    );
+    assert!(
+        jobs.iter()
+            .all(|j| j.shape.head_dim == hd && j.shape.heads * hd == row),
+        "attention jobs of one pass share their head shape"
+    );
+    // (job, KV head, first query of the tile, the job's first output row)
+    let mut items: Vec<(usize, usize, usize, usize)> = Vec::new();
+    let mut rows = 0;
+    for (j, job) in jobs.iter().enumerate() {
+        let s = job.shape;
+        for h in 0..s.kv_heads {
+            items.extend((0..s.queries.div_ceil(TILE)).map(|t| (j, h, t * TILE, rows)));
+        }
+        rows += s.queries;
+    }
     let parts: Vec<Vec<f32>> = items
         .par_iter()
-        .map(|&(h, i0)| item(job, h, i0, isa))
+        .map(|&(j, h, i0, _)| item(&jobs[j], h, i0, isa))
         .collect();
-    let (hd, row) = (s.head_dim, s.heads * s.head_dim);
-    let mut out = vec![0f32; s.queries * row];
-    for (&(h, i0), part) in items.iter().zip(&parts) {
+    let mut out = vec![0f32; rows * row];
+    for (&(j, h, i0, base), part) in items.iter().zip(&parts) {
+        let g = jobs[j].shape.heads / jobs[j].shape.kv_heads;
         for (r, o) in part.chunks_exact(hd).enumerate() {
-            let (i, j) = (i0 + r / g, r % g);
-            let at = i * row + (h * g + j) * hd;
+            let (i, k) = (base + i0 + r / g, r % g);
+            let at = i * row + (h * g + k) * hd;
             out[at..at + hd].copy_from_slice(o);
         }
     }

@@ -164,3 +164,60 @@ fn lane_sums_land_in_order() {
         unsafe { check::<std::arch::x86_64::__m512>() }
     }
 }
+
+/// Several jobs in one loop (a batched pass: each sequence over its own cache, queries of
+/// different counts and positions, f16 and f32 storage) give each job's output alone, bit for
+/// bit, stacked in order.
+#[test]
+fn several_jobs_give_each_alone_stacked() {
+    let (heads, kv_heads, hd) = (8, 2, 32);
+    // queries, pos: a decoded token, a prefill chunk over a tile boundary, a fresh prompt
+    let shapes = [(1, 300), (45, 20), (7, 0)];
+    // Each job's queries, keys, values and shape.
+    type Data = (Vec<f32>, Vec<f32>, Vec<f32>, Shape);
+    let data: Vec<Data> = shapes
+        .iter()
+        .enumerate()
+        .map(|(i, &(queries, pos))| {
+            let stride = pos + queries + 5;
+            let s = Shape {
+                heads,
+                kv_heads,
+                head_dim: hd,
+                stride,
+                queries,
+                pos,
+            };
+            (
+                values(queries * heads * hd, 10 + i),
+                values(kv_heads * stride * hd, 20 + i),
+                values(kv_heads * stride * hd, 30 + i),
+                s,
+            )
+        })
+        .collect();
+    let halves: Vec<(Vec<f16>, Vec<f16>)> = data
+        .iter()
+        .map(|(_, k, v, _)| {
+            let h = |x: &Vec<f32>| x.iter().map(|&x| f16::from_f32(x)).collect();
+            (h(k), h(v))
+        })
+        .collect();
+    let jobs: Vec<Job> = data
+        .iter()
+        .zip(&halves)
+        .enumerate()
+        .map(|(i, ((q, k, v, s), (k16, v16)))| Job {
+            q,
+            keys: if i == 1 { Rows::F16(k16) } else { Rows::F32(k) },
+            values: if i == 1 { Rows::F16(v16) } else { Rows::F32(v) },
+            shape: *s,
+            scale: 0.3,
+        })
+        .collect();
+    for isa in Isa::available() {
+        let want: Vec<f32> = jobs.iter().flat_map(|j| attend_with(j, isa)).collect();
+        assert_eq!(attend_many_with(&jobs, isa), want, "{isa:?}");
+    }
+    assert!(attend_many(&[]).is_empty());
+}

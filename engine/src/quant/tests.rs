@@ -265,12 +265,12 @@ fn the_tile_kernel_gives_the_vnni_kernels_bits() {
     // Where the CPU has AMX, passes of `MIN_TOKENS` (32) or more take the tile kernel and
     // shorter ones the VNNI kernel: both must give the same bits, so that a sequence's logits
     // do not depend on what it shares a pass with. The kernel itself takes any count: these
-    // cover a partial run of 16, full runs and remainders.
+    // cover a partial run of 16, full runs and remainders, over rows of 35 blocks.
     if !super::x86_amx::available() {
         eprintln!("no AMX-INT8 on this machine (or LFM_NO_AMX): the tile kernel is not run");
         return;
     }
-    let (rows, cols) = (32, 512);
+    let (rows, cols) = (32, 35 * 32);
     let nblocks = cols / 32;
     for ty in [GgmlType::Q4_0, GgmlType::Q8_0] {
         let m = owned(ty, rows, cols, random_blocks(ty, rows, cols, 77)).into_fast_layout();

@@ -97,27 +97,31 @@ impl ShortConv {
         spans: &[Span],
         states: &mut [&mut Tensor],
     ) -> Result<Tensor> {
-        with_f32(p, |pv| {
-            self.gate_convolve_rows(pv, p.device(), spans, states)
+        let l = self.taps.dim(0)?;
+        let mut rows = |taps: &[f32], bias: Option<&[f32]>| -> Result<Tensor> {
+            with_f32(p, |pv| {
+                self.gate_convolve_rows(pv, (taps, l, bias), p.device(), spans, states)
+            })?
+        };
+        // Every operand is read in place.
+        with_f32(&self.taps, |taps| match &self.bias {
+            Some(b) => with_f32(b, |bias| rows(taps, Some(bias)))?,
+            None => rows(taps, None),
         })?
     }
 
-    /// [`Self::gate_convolve_f32`] over the rows' values `pv`.
+    /// [`Self::gate_convolve_f32`] over the rows' values `pv`, with the `l` taps (`[l, H]`) and
+    /// the bias.
     fn gate_convolve_rows(
         &self,
         pv: &[f32],
+        (taps, l, bias): (&[f32], usize, Option<&[f32]>),
         device: &Device,
         spans: &[Span],
         states: &mut [&mut Tensor],
     ) -> Result<Tensor> {
         let h = self.hidden;
-        let l = self.taps.dim(0)?;
         let keep = l - 1;
-        let taps = self.taps.flatten_all()?.to_vec1::<f32>()?;
-        let bias = match &self.bias {
-            Some(b) => Some(b.flatten_all()?.to_vec1::<f32>()?),
-            None => None,
-        };
         let n = pv.len() / (3 * h);
         let mut out = vec![0f32; n * h];
         for (s, state) in spans.iter().zip(states.iter_mut()) {
@@ -142,7 +146,7 @@ impl ShortConv {
                         *o += w * t;
                     }
                 }
-                if let Some(b) = &bias {
+                if let Some(b) = bias {
                     for (o, b) in o.iter_mut().zip(b) {
                         *o += b;
                     }
@@ -197,7 +201,7 @@ mod tests {
     /// The f32 pass gives the tensor operations' bits, outputs and windows, for several
     /// sequences of different lengths, with and without a bias.
     #[test]
-    fn the_f32_pass_gives_the_tensor_paths_bits() {
+    fn the_f32_pass_gives_the_tensor_paths_bits() -> Result<()> {
         let (h, l) = (24, 3);
         let dev = Device::Cpu;
         let vals = |n: usize, seed: usize| -> Vec<f32> {
@@ -223,43 +227,50 @@ mod tests {
             },
         ];
         let n = 8;
-        let p = Tensor::from_vec(vals(n * 3 * h, 1), (n, 3 * h), &dev).unwrap();
-        for bias in [None, Some(Tensor::from_vec(vals(h, 5), h, &dev).unwrap())] {
-            let dense = |seed| crate::model::linear::Linear::Dense {
-                weight: Tensor::from_vec(vals(h * h, seed), (h, h), &dev).unwrap(),
-                bias: None,
+        let p = Tensor::from_vec(vals(n * 3 * h, 1), (n, 3 * h), &dev)?;
+        for bias in [None, Some(Tensor::from_vec(vals(h, 5), h, &dev)?)] {
+            let dense = |seed| -> Result<_> {
+                Ok(crate::model::linear::Linear::Dense {
+                    weight: Tensor::from_vec(vals(h * h, seed), (h, h), &dev)?,
+                    bias: None,
+                })
             };
             let op = ShortConv {
-                in_proj: dense(2),
-                out_proj: dense(3),
-                taps: Tensor::from_vec(vals(l * h, 4), (l, h), &dev).unwrap(),
+                in_proj: dense(2)?,
+                out_proj: dense(3)?,
+                taps: Tensor::from_vec(vals(l * h, 4), (l, h), &dev)?,
                 bias,
                 hidden: h,
             };
-            let windows = |seed: usize| -> Vec<Tensor> {
+            let windows = |seed: usize| -> Result<Vec<Tensor>> {
                 (0..spans.len())
                     .map(|i| {
-                        Tensor::from_vec(vals((l - 1) * h, seed + i), (l - 1, h), &dev).unwrap()
+                        Ok(Tensor::from_vec(
+                            vals((l - 1) * h, seed + i),
+                            (l - 1, h),
+                            &dev,
+                        )?)
                     })
                     .collect()
             };
-            let (mut a, mut b) = (windows(10), windows(10));
+            let (mut a, mut b) = (windows(10)?, windows(10)?);
             let fast = {
                 let mut refs: Vec<&mut Tensor> = a.iter_mut().collect();
-                op.gate_convolve_f32(&p, &spans, &mut refs).unwrap()
+                op.gate_convolve_f32(&p, &spans, &mut refs)?
             };
             let plain = {
                 let mut refs: Vec<&mut Tensor> = b.iter_mut().collect();
-                op.gate_convolve(&p, &spans, &mut refs).unwrap()
+                op.gate_convolve(&p, &spans, &mut refs)?
             };
-            let bits = |t: &Tensor| -> Vec<u32> {
-                let v = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-                v.iter().map(|x| x.to_bits()).collect()
+            let bits = |t: &Tensor| -> Result<Vec<u32>> {
+                let v = t.flatten_all()?.to_vec1::<f32>()?;
+                Ok(v.iter().map(|x| x.to_bits()).collect())
             };
-            assert_eq!(bits(&fast), bits(&plain));
+            assert_eq!(bits(&fast)?, bits(&plain)?);
             for (x, y) in a.iter().zip(&b) {
-                assert_eq!(bits(x), bits(y), "windows");
+                assert_eq!(bits(x)?, bits(y)?, "windows");
             }
         }
+        Ok(())
     }
 }

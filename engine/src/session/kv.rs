@@ -244,7 +244,7 @@ impl KvCache {
     }
 
     /// The buffers held for reading in place, or `None` when the model does not compute in
-    /// f32 or the cache is stored in neither f16 nor f32.
+    /// f32 (a cache stored in neither f16 nor f32 gives no job, [`KvRead::job`]).
     pub(crate) fn read(&self) -> Result<Option<KvRead<'_>>> {
         let (nkv, cap, hd) = self.k.dims3()?;
         if self.compute != DType::F32 {
@@ -253,19 +253,6 @@ impl KvCache {
         let (ks, kl) = self.k.storage_and_layout();
         let (vs, vl) = self.v.storage_and_layout();
         if !kl.is_contiguous() || !vl.is_contiguous() {
-            return Ok(None);
-        }
-        let readable = matches!(
-            (&*ks, &*vs),
-            (
-                Storage::Cpu(CpuStorage::F16(_)),
-                Storage::Cpu(CpuStorage::F16(_))
-            ) | (
-                Storage::Cpu(CpuStorage::F32(_)),
-                Storage::Cpu(CpuStorage::F32(_))
-            )
-        );
-        if !readable {
             return Ok(None);
         }
         Ok(Some(KvRead {
@@ -375,7 +362,8 @@ pub(crate) struct KvRead<'a> {
 impl KvRead<'_> {
     /// The attention job of the last `queries` held positions over every held token, for
     /// queries `q` (`[queries, num_heads, head_dim]`, rotated): see [`KvCache::attend`].
-    /// `None` when the shapes do not fit (the caller takes the general path).
+    /// `None` when the shapes do not fit or the cache is stored in neither f16 nor f32 (the
+    /// caller takes the general path).
     pub(crate) fn job<'a>(
         &'a self,
         q: &'a [f32],

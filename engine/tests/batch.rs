@@ -352,7 +352,7 @@ fn holds_wait_in_line_and_can_be_cancelled() {
         wait: Duration::from_millis(1),
     })
     .unwrap();
-    let held = b.hold(90, None).unwrap();
+    let mut held = b.hold(90, None).unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::scope(|sc| {
         for (name, tokens, ahead) in [("large", 60, 0), ("small", 5, 1)] {
@@ -361,7 +361,8 @@ fn holds_wait_in_line_and_can_be_cancelled() {
             sc.spawn(move || {
                 let m = b.hold(tokens, None).unwrap();
                 tx.send(name).unwrap();
-                m
+                // Gives the room back only once it has reported.
+                drop(m);
             });
         }
         until_waiting(&b, 2);
@@ -369,13 +370,17 @@ fn holds_wait_in_line_and_can_be_cancelled() {
             rx.recv_timeout(Duration::from_millis(200)).is_err(),
             "a turn overtook the one ahead of it"
         );
-        drop(held);
+        // Room for the large turn only: the small one gets room when the large one has
+        // reported and given it back, so the reports come in the order of the grants (with
+        // all the room free at once, both threads would race to report).
+        held.shrink(40);
         let order: Vec<&str> = (0..2)
             .map(|_| rx.recv_timeout(Duration::from_secs(5)).unwrap())
             .collect();
         assert_eq!(order, ["large", "small"]);
     });
     assert_eq!(b.waiting(), 0);
+    drop(held);
 
     let held = b.hold(90, None).unwrap();
     let cancel = AtomicBool::new(false);

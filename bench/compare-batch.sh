@@ -3,12 +3,15 @@
 #
 #   bash bench/compare-batch.sh MODEL.gguf [--threads 2] [--batch 1,2,4,8,16] [--prompt-tokens 128]
 #                                          [--gen-tokens 32] [--depth 0,8192,30720] [--depth-tokens 512]
-#                                          [--skip-depth] [--skip-batch]
+#                                          [--skip-depth] [--skip-batch] [--shared-prompt]
 #
 # Batch table: llama.cpp's llama-batched-bench (-npp PROMPT -ntg GEN -npl BATCH) and
 # `lfm-agent bench --batch BATCH` (each of B sequences prefilled with PROMPT tokens, then GEN
 # decode steps of all B together): aggregate decode tok/s (S_TG), per-sequence tok/s, and the
-# ratio ours / llama.cpp (above 1: lfm-agent is faster).
+# ratio ours / llama.cpp (above 1: lfm-agent is faster). --shared-prompt: ours prefills the prompt
+# once and forks it into the B sequences, whose attention then reads its keys once for all; llama.cpp
+# still prefills one copy per sequence (its -pps fails on LFM2 in the 0.3.36 sdist: "inconsistent
+# sequence positions"), which changes its prefill, not its decode steps (S_TG).
 # Depth table: llama-bench -p DEPTH_TOKENS -n 0 -d DEPTHS and `lfm-agent bench --depth DEPTHS`:
 # prefill tok/s of DEPTH_TOKENS more tokens after a context of each depth.
 # llama.cpp comes from scripts/llamacpp/build.sh (the PyPI sdist of llama-cpp-python).
@@ -17,7 +20,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/.." && pwd)"
 [[ $# -ge 1 ]] || { sed -n 2,15p "$0"; exit 2; }
 model="$1"; shift
-threads=2 batch=1,2,4,8,16 pp=128 tg=32 depth=0,8192,30720 dtok=512 do_depth=1 do_batch=1
+threads=2 batch=1,2,4,8,16 pp=128 tg=32 depth=0,8192,30720 dtok=512 do_depth=1 do_batch=1 shared=0
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --threads) threads="$2"; shift 2 ;;
@@ -28,6 +31,7 @@ while [[ $# -gt 0 ]]; do
         --depth-tokens) dtok="$2"; shift 2 ;;
         --skip-depth) do_depth=0; shift ;;
         --skip-batch) do_batch=0; shift ;;
+        --shared-prompt) shared=1; shift ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
 done
@@ -36,9 +40,10 @@ bash "$root/scripts/llamacpp/build.sh" >/dev/null
 source "$root/target/llamacpp/env.sh"
 cargo build --quiet --release -p lfm-agent --manifest-path "$root/Cargo.toml"
 ours="$root/target/release/lfm-agent"
-exec "$LLAMA_PY" - "$model" "$threads" "$batch" "$pp" "$tg" "$depth" "$dtok" "$do_depth" "$do_batch" "$ours" "$LLAMA_BIN" <<'PY'
+exec "$LLAMA_PY" - "$model" "$threads" "$batch" "$pp" "$tg" "$depth" "$dtok" "$do_depth" "$do_batch" "$ours" "$LLAMA_BIN" "$shared" <<'PY'
 import json, subprocess, sys
-model, threads, batch, pp, tg, depth, dtok, do_depth, do_batch, ours, llama = sys.argv[1:]
+model, threads, batch, pp, tg, depth, dtok, do_depth, do_batch, ours, llama, shared = sys.argv[1:]
+shared = shared == "1"
 sizes = [int(b) for b in batch.split(",")]
 depths = [int(d) for d in depth.split(",")]
 
@@ -59,8 +64,10 @@ if do_batch == "1":
             b, t_tg, s_tg = int(cells[2]), float(cells[6]), float(cells[7])
             lrows[b] = s_tg
     o = [json.loads(l) for l in run([ours, "bench", "--model", model, "--threads", threads, "--batch", batch,
-                                      "--prompt-tokens", pp, "--gen-tokens", tg, "--json"]).splitlines() if l.startswith("{")]
-    print(f"batched decode, {model}, {threads} threads, pp{pp} + tg{tg} per sequence (aggregate tok/s)")
+                                      "--prompt-tokens", pp, "--gen-tokens", tg, "--json"]
+                                     + (["--shared-prompt"] if shared else [])).splitlines() if l.startswith("{")]
+    how = "(ours: prefilled once, forked)" if shared else "per sequence"
+    print(f"batched decode, {model}, {threads} threads, pp{pp} {how} + tg{tg} per sequence (aggregate tok/s)")
     print(f"{'batch':>5} {'lfm-agent':>11} {'llama.cpp':>11} {'ratio':>7} {'ours vs b1':>11} {'per-seq ours':>13}")
     base = o[0]["aggregate_tok_s"]
     for r in o:

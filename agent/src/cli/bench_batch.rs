@@ -4,7 +4,10 @@
 //!
 //! For each batch size B: B sessions each prefill the same `--prompt-tokens` prompt (one pass
 //! for all B, not timed), then `--gen-tokens` decode steps advance all B together (timed).
-//! Aggregate decode speed is B × steps / time; per-sequence speed is steps / time.
+//! Aggregate decode speed is B × steps / time; per-sequence speed is steps / time. With
+//! `--shared-prompt` the prompt is prefilled once and the B sessions are forks of it (as
+//! `llama-batched-bench -pps` shares it): their attention reads the prompt's keys once for all
+//! of them.
 
 use std::time::Instant;
 
@@ -28,23 +31,43 @@ fn greedy(logits: &[f32]) -> Result<u32> {
     argmax(logits).context("the logits are all NaN")
 }
 
-/// Times `gen` batched decode steps for each size in `sizes`.
-pub fn measure(
-    m: &LoadedModel,
-    ctx: usize,
-    prompt: &[u32],
-    gen: usize,
-    sizes: &[usize],
-) -> Result<Vec<BatchRow>> {
+/// What [`measure`] runs.
+pub struct BatchPlan<'a> {
+    /// Every sequence's prompt.
+    pub prompt: &'a [u32],
+    /// Decode steps timed.
+    pub gen: usize,
+    /// Batch sizes, one row each.
+    pub sizes: &'a [usize],
+    /// Prefill the prompt once and fork it into every sequence.
+    pub shared_prompt: bool,
+}
+
+/// Times `plan.gen` batched decode steps for each size in `plan.sizes`.
+pub fn measure(m: &LoadedModel, ctx: usize, plan: &BatchPlan) -> Result<Vec<BatchRow>> {
+    let (prompt, gen) = (plan.prompt, plan.gen);
     let mut rows = Vec::new();
-    for &b in sizes {
-        let mut sessions = (0..b)
-            .map(|_| Session::new(m.model.clone(), ctx))
-            .collect::<lfm_engine::Result<Vec<_>>>()?;
-        let mut refs: Vec<&mut Session> = sessions.iter_mut().collect();
-        let chunks: Vec<&[u32]> = vec![prompt; b];
+    for &b in plan.sizes {
         let last = vec![Logits::Last; b];
-        let logits = Session::forward_batch(&mut refs, &chunks, &last)?;
+        let (mut sessions, logits) = if plan.shared_prompt {
+            let mut first = Session::new(m.model.clone(), ctx)?;
+            let l = first.forward(prompt, Logits::Last)?;
+            let mut all = vec![];
+            for _ in 1..b {
+                all.push(first.fork()?);
+            }
+            all.push(first);
+            (all, vec![l; b])
+        } else {
+            let mut all = (0..b)
+                .map(|_| Session::new(m.model.clone(), ctx))
+                .collect::<lfm_engine::Result<Vec<_>>>()?;
+            let mut refs: Vec<&mut Session> = all.iter_mut().collect();
+            let chunks: Vec<&[u32]> = vec![prompt; b];
+            let l = Session::forward_batch(&mut refs, &chunks, &last)?;
+            (all, l)
+        };
+        let mut refs: Vec<&mut Session> = sessions.iter_mut().collect();
         // Each sequence continues greedily from its own logits.
         let mut next: Vec<u32> = logits
             .iter()

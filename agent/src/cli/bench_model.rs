@@ -45,6 +45,10 @@ pub struct ModelBenchArgs {
     /// `--prompt-tokens` prompt, `--gen-tokens` steps of all of them together.
     #[arg(long, value_name = "LIST")]
     batch: Option<String>,
+    /// With `--batch`: prefill the prompt once and fork it into every sequence (as
+    /// `llama-batched-bench -pps`), instead of each sequence prefilling its own copy.
+    #[arg(long, requires = "batch")]
+    shared_prompt: bool,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -147,12 +151,19 @@ pub fn run(a: ModelBenchArgs) -> Result<()> {
     if let Some(list) = &a.batch {
         let sizes = super::bench_batch::parse_sizes(list)?;
         let most = sizes.iter().max().copied().unwrap_or(1);
-        let rows = super::bench_batch::measure(&m, ctx, &prompt, a.gen_tokens, &sizes)?;
+        let plan = super::bench_batch::BatchPlan {
+            prompt: &prompt,
+            gen: a.gen_tokens,
+            sizes: &sizes,
+            shared_prompt: a.shared_prompt,
+        };
+        let rows = super::bench_batch::measure(&m, ctx, &plan)?;
         let head = format!(
-            "batched decode: {}{}, {threads} threads, pp{} then tg{} per sequence, up to {most} sequences",
+            "batched decode: {}{}, {threads} threads, pp{} {} then tg{} per sequence, up to {most} sequences",
             model.model.display(),
             if m.model.config().synthetic { " (random weights)" } else { "" },
             a.prompt_tokens,
+            if a.shared_prompt { "shared (forked)" } else { "each" },
             a.gen_tokens
         );
         super::bench_batch::print(&rows, a.json, &head);

@@ -11,7 +11,7 @@
 //! Every buffer a cache allocates and frees is counted ([`kv_memory`]): the bytes of KV held
 //! in the process now, and the most held at once, which is what a KV budget is checked by.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use candle_core::{CpuStorage, DType, Device, Storage, Tensor};
 
@@ -72,7 +72,29 @@ pub struct KvCache {
     max_capacity: usize,
     /// The dtype `view` returns (the model's compute dtype).
     compute: DType,
+    /// Names this cache's rows as a source of copies ([`KvCache::copy_into`]).
+    id: u64,
+    /// Bumped whenever rows that were written are written again (the copies made before no
+    /// longer match them).
+    generation: u64,
+    /// What the first rows were copied from, when they were.
+    origin: Option<Origin>,
 }
+
+/// Rows `0..len` of a cache are the same bits as rows `0..len` of cache `id` in its
+/// `generation` (and so as those of every other copy of it then).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Origin {
+    id: u64,
+    generation: u64,
+    len: usize,
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Shared keys shorter than this are read by each sequence itself (too few to pay for the
+/// merge).
+const MIN_SHARED: usize = 256;
 
 impl KvCache {
     /// An empty cache with room for `capacity` tokens (none is allowed), growing up to
@@ -93,6 +115,9 @@ impl KvCache {
             written: 0,
             max_capacity: max_capacity.max(1),
             compute,
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            generation: 0,
+            origin: None,
         })
     }
 
@@ -170,7 +195,25 @@ impl KvCache {
         }
         self.len = 0;
         self.written = 0;
+        self.generation += 1;
+        self.origin = None;
         Ok(())
+    }
+
+    /// Which rows this cache holds alike with which others: caches with the same `(id,
+    /// generation)` hold the same bits in rows `0..n`, the least of their `n`.
+    fn share_key(&self) -> Origin {
+        match self.origin {
+            Some(o) => Origin {
+                len: o.len.min(self.len),
+                ..o
+            },
+            None => Origin {
+                id: self.id,
+                generation: self.generation,
+                len: self.len,
+            },
+        }
     }
 
     /// Makes `dst` hold this cache's rows (bitwise), growing it to exactly what they need
@@ -185,8 +228,11 @@ impl KvCache {
                 "the KV caches differ in shape or dtype",
             ));
         }
+        // Whatever `dst` held is gone from here on, even if a step below fails.
         dst.len = 0;
         dst.written = 0;
+        dst.generation += 1;
+        dst.origin = None;
         dst.reserve_exact(self.len)?;
         if self.len > 0 {
             dst.k
@@ -196,6 +242,16 @@ impl KvCache {
         }
         dst.len = self.len;
         dst.written = self.len;
+        // A copy of a copy holds its source's origin rows (all it holds, when it has added
+        // none), so forks of forks still group with the first copies.
+        dst.origin = Some(match self.origin {
+            Some(o) if o.len >= self.len => Origin { len: self.len, ..o },
+            _ => Origin {
+                id: self.id,
+                generation: self.generation,
+                len: self.len,
+            },
+        });
         Ok(())
     }
 
@@ -203,6 +259,14 @@ impl KvCache {
     pub fn append(&mut self, k: &Tensor, v: &Tensor) -> Result<()> {
         let t = k.dims()[1];
         self.reserve(self.len + t)?;
+        if self.len < self.written {
+            // Rows written before are overwritten: copies of them no longer match, and this
+            // cache's own copied rows end here.
+            self.generation += 1;
+        }
+        if let Some(o) = &mut self.origin {
+            o.len = o.len.min(self.len);
+        }
         let store = self.k.dtype();
         self.k
             .slice_set(&k.to_dtype(store)?.contiguous()?, 1, self.len)?;
@@ -312,8 +376,10 @@ impl Drop for KvCache {
 
 /// [`KvCache::attend`] for the sequences of a batched pass at once, in one parallel loop over
 /// all of them: `q` stacks each one's queries (the last `counts[i]` positions of
-/// `caches[i]`), and the result their outputs in the same order. `None` when a cache cannot
-/// be read in place or the shapes do not fit (the caller takes the general path).
+/// `caches[i]`), and the result their outputs in the same order. Caches that were copied from
+/// one source (sessions forked from one prompt prefix) read the keys they hold alike once, for
+/// all their queries together ([`super::attend::Shared`]). `None` when a cache cannot be read
+/// in place or the shapes do not fit (the caller takes the general path).
 pub(crate) fn attend_all(
     caches: &[&KvCache],
     q: &[f32],
@@ -321,6 +387,9 @@ pub(crate) fn attend_all(
     num_heads: usize,
     scale: f32,
 ) -> Result<Option<Vec<f32>>> {
+    if counts.len() != caches.len() {
+        return Ok(None);
+    }
     let mut reads = Vec::with_capacity(caches.len());
     for c in caches {
         match c.read()? {
@@ -344,7 +413,48 @@ pub(crate) fn attend_all(
     if at != q.len() || jobs.len() != caches.len() {
         return Ok(None);
     }
-    Ok(Some(super::attend::attend_many(&jobs)))
+    let shared = shared_groups(caches, counts, &reads);
+    for grp in &shared {
+        for &j in &grp.members {
+            jobs[j].from = grp.len;
+        }
+    }
+    Ok(Some(super::attend::attend_many(&jobs, &shared)))
+}
+
+/// The groups of caches that hold at least [`MIN_SHARED`] keys alike before all of their
+/// queries (the last `counts[i]` rows of each).
+fn shared_groups<'a>(
+    caches: &[&KvCache],
+    counts: &[usize],
+    reads: &'a [KvRead<'a>],
+) -> Vec<super::attend::Shared<'a>> {
+    let mut groups: Vec<((u64, u64), usize, Vec<usize>)> = Vec::new();
+    for (i, (c, &n)) in caches.iter().zip(counts).enumerate() {
+        let key = c.share_key();
+        let len = key.len.min(c.len.saturating_sub(n));
+        match groups.iter_mut().find(|g| g.0 == (key.id, key.generation)) {
+            Some(g) => {
+                g.1 = g.1.min(len);
+                g.2.push(i);
+            }
+            None => groups.push(((key.id, key.generation), len, vec![i])),
+        }
+    }
+    groups
+        .into_iter()
+        .filter(|(_, len, members)| members.len() > 1 && *len >= MIN_SHARED)
+        .filter_map(|(_, len, members)| {
+            let (keys, values, stride) = reads[members[0]].rows()?;
+            Some(super::attend::Shared {
+                keys,
+                values,
+                stride,
+                len,
+                members,
+            })
+        })
+        .collect()
 }
 
 /// A read lock on a buffer's storage (candle's lock type, named by what it gives).
@@ -371,7 +481,7 @@ impl KvRead<'_> {
         num_heads: usize,
         scale: f32,
     ) -> Option<super::attend::Job<'a>> {
-        use super::attend::{Job, Rows, Shape};
+        use super::attend::{Job, Shape};
         let (nkv, cap, hd) = self.dims;
         if queries == 0
             || queries > self.len
@@ -380,16 +490,7 @@ impl KvRead<'_> {
         {
             return None;
         }
-        let ((ks, k0), (vs, v0)) = (&self.k, &self.v);
-        let (keys, values) = match (&***ks, &***vs) {
-            (Storage::Cpu(CpuStorage::F16(k)), Storage::Cpu(CpuStorage::F16(v))) => {
-                (Rows::F16(&k[*k0..]), Rows::F16(&v[*v0..]))
-            }
-            (Storage::Cpu(CpuStorage::F32(k)), Storage::Cpu(CpuStorage::F32(v))) => {
-                (Rows::F32(&k[*k0..]), Rows::F32(&v[*v0..]))
-            }
-            _ => return None,
-        };
+        let (keys, values, _) = self.rows()?;
         Some(Job {
             q,
             keys,
@@ -403,7 +504,25 @@ impl KvRead<'_> {
                 pos: self.len - queries,
             },
             scale,
+            from: 0,
         })
+    }
+
+    /// Every head's keys and values in their stored dtype, and the rows from one head to the
+    /// next; `None` when stored in neither f16 nor f32.
+    fn rows(&self) -> Option<(super::attend::Rows<'_>, super::attend::Rows<'_>, usize)> {
+        use super::attend::Rows;
+        let ((ks, k0), (vs, v0)) = (&self.k, &self.v);
+        let (keys, values) = match (&***ks, &***vs) {
+            (Storage::Cpu(CpuStorage::F16(k)), Storage::Cpu(CpuStorage::F16(v))) => {
+                (Rows::F16(&k[*k0..]), Rows::F16(&v[*v0..]))
+            }
+            (Storage::Cpu(CpuStorage::F32(k)), Storage::Cpu(CpuStorage::F32(v))) => {
+                (Rows::F32(&k[*k0..]), Rows::F32(&v[*v0..]))
+            }
+            _ => return None,
+        };
+        Some((keys, values, self.dims.1))
     }
 }
 
@@ -454,5 +573,116 @@ mod attend_tests {
         )
         .unwrap();
         assert!(f.attend(&q, 1, nh, scale).unwrap().is_none());
+    }
+}
+
+#[cfg(test)]
+mod share_tests {
+    use super::*;
+
+    fn rows(n: usize, seed: usize) -> (Tensor, Tensor) {
+        let val = |i: usize| (((i + seed) * 7919 % 2003) as f32 / 1001.0) - 1.0;
+        let k: Vec<f32> = (0..2 * n * 64).map(val).collect();
+        let v: Vec<f32> = (0..2 * n * 64).map(|i| val(i + 5)).collect();
+        (
+            Tensor::from_vec(k, (2, n, 64), &Device::Cpu).unwrap(),
+            Tensor::from_vec(v, (2, n, 64), &Device::Cpu).unwrap(),
+        )
+    }
+
+    fn cache() -> KvCache {
+        KvCache::new(2, 64, 16, 2048, DType::F16, DType::F32).unwrap()
+    }
+
+    fn push(c: &mut KvCache, n: usize, seed: usize) {
+        let (k, v) = rows(n, seed);
+        c.append(&k, &v).unwrap();
+    }
+
+    /// `(len of the group, members)` of each shared group, for `counts` queries each.
+    fn groups(caches: &[&KvCache], counts: &[usize]) -> Vec<(usize, Vec<usize>)> {
+        let reads: Vec<KvRead> = caches.iter().map(|c| c.read().unwrap().unwrap()).collect();
+        shared_groups(caches, counts, &reads)
+            .into_iter()
+            .map(|g| (g.len, g.members))
+            .collect()
+    }
+
+    /// Copies of one prefix (and copies of copies) group for the rows they hold alike, the
+    /// source too; a copy that rewrites a prefix row holds only the rows before it alike, and
+    /// copies made after the source rewrote its rows group apart from the earlier ones.
+    #[test]
+    fn copies_of_one_prefix_group_until_their_rows_differ() {
+        let mut src = cache();
+        push(&mut src, 600, 1);
+        let mut a = src.deep_clone(700).unwrap();
+        let mut b = cache();
+        src.copy_into(&mut b).unwrap();
+        let mut c = a.deep_clone(700).unwrap(); // a copy of a copy
+        push(&mut a, 1, 2);
+        push(&mut b, 40, 3);
+        push(&mut c, 1, 4);
+        push(&mut src, 1, 5);
+        // Every query comes after the 600 rows they share.
+        assert_eq!(
+            groups(&[&a, &b, &c, &src], &[1, 40, 1, 1]),
+            [(600, vec![0, 1, 2, 3])]
+        );
+        // Queries that reach into the prefix shorten the shared part.
+        assert_eq!(groups(&[&a, &b], &[1, 300]), [(340, vec![0, 1])]);
+        // `b` goes back to 500 and writes there: it holds 500 rows alike.
+        b.truncate(500);
+        push(&mut b, 2, 6);
+        assert_eq!(groups(&[&a, &b], &[1, 2]), [(500, vec![0, 1])]);
+        // Under the threshold nothing is shared.
+        b.truncate(200);
+        push(&mut b, 1, 7);
+        assert!(groups(&[&a, &b], &[1, 1]).is_empty());
+        // The source rewrites its rows: a copy made now is of other rows than `a`'s.
+        src.truncate(10);
+        push(&mut src, 700, 8);
+        let d = src.deep_clone(800).unwrap();
+        assert_eq!(groups(&[&a, &d, &src], &[1, 1, 1]), [(709, vec![1, 2])]);
+        // A cache that other rows are copied into leaves its old group.
+        let mut e = d.deep_clone(800).unwrap();
+        assert_eq!(groups(&[&d, &e], &[1, 1]).len(), 1);
+        a.copy_into(&mut e).unwrap();
+        assert!(groups(&[&d, &e], &[1, 1]).is_empty());
+        e.release().unwrap();
+        push(&mut e, 600, 1);
+        assert!(groups(&[&a, &e], &[1, 1]).is_empty());
+    }
+
+    /// The batched attention of copies of one prefix (read once through a group) gives what
+    /// each cache gives alone.
+    #[test]
+    fn forked_caches_attend_as_each_alone() {
+        let mut src = cache();
+        push(&mut src, 700, 1);
+        let mut forks: Vec<KvCache> = (0..3).map(|_| src.deep_clone(800).unwrap()).collect();
+        let counts = [1, 5, 1];
+        for (i, (f, &n)) in forks.iter_mut().zip(&counts).enumerate() {
+            push(f, 3 * i + n, 10 + i);
+        }
+        let refs: Vec<&KvCache> = forks.iter().collect();
+        assert_eq!(groups(&refs, &counts), [(700, vec![0, 1, 2])]);
+        let nh = 8;
+        let q: Vec<f32> = (0..7 * nh * 64)
+            .map(|i| ((i * 31 % 97) as f32 / 48.0) - 1.0)
+            .collect();
+        let got = attend_all(&refs, &q, &counts, nh, 0.125).unwrap().unwrap();
+        let mut at = 0;
+        let mut want = Vec::new();
+        for (f, &n) in forks.iter().zip(&counts) {
+            let w = n * nh * 64;
+            want.extend(f.attend(&q[at..at + w], n, nh, 0.125).unwrap().unwrap());
+            at += w;
+        }
+        let worst = want
+            .iter()
+            .zip(&got)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(got.len() == want.len() && worst < 1e-6, "{worst}");
     }
 }

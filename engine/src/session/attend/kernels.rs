@@ -2,7 +2,7 @@
 //! register-blocked products in the CPU's vectors.
 
 use super::simd::{Scalar, Vector};
-use super::{Job, Rows, BLOCK, COLS, FEW_ROWS, LANE, ROWS, TILE};
+use super::{Part, Rows, Work, BLOCK, COLS, FEW_ROWS, LANE, ROWS};
 
 /// The instruction sets the kernels are compiled for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,34 +38,32 @@ impl Isa {
     }
 }
 
-/// One KV head and the query tile starting at `i0`: the tile's rows, `[rows, head_dim]`, row
-/// `r` being query position `i0 + r / g`, head `h·g + r % g`. `isa` must be one of
-/// [`Isa::available`].
-pub(super) fn item(job: &Job, h: usize, i0: usize, isa: Isa) -> Vec<f32> {
+/// The rows of `work` over its keys, in the kernels of `isa` (one of [`Isa::available`]).
+pub(super) fn item(work: &Work, isa: Isa) -> Part {
     match isa {
         // SAFETY: `isa` is available (the caller's contract, checked by `Isa::available`).
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => unsafe { item_avx512(job, h, i0) },
+        Isa::Avx512 => unsafe { item_avx512(work) },
         // SAFETY: as above.
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => unsafe { item_avx2(job, h, i0) },
+        Isa::Avx2 => unsafe { item_avx2(work) },
         // SAFETY: scalars need no instruction set.
-        Isa::Scalar => unsafe { item_in::<Scalar, 8, 8>(job, h, i0) },
+        Isa::Scalar => unsafe { item_in::<Scalar, 8, 8>(work) },
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,fma,f16c")]
-unsafe fn item_avx512(job: &Job, h: usize, i0: usize) -> Vec<f32> {
+unsafe fn item_avx512(work: &Work) -> Part {
     // SAFETY: the caller checked AVX-512F.
-    unsafe { item_in::<std::arch::x86_64::__m512, 2, 4>(job, h, i0) }
+    unsafe { item_in::<std::arch::x86_64::__m512, 2, 4>(work) }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn item_avx2(job: &Job, h: usize, i0: usize) -> Vec<f32> {
+unsafe fn item_avx2(work: &Work) -> Part {
     // SAFETY: the caller checked AVX2 and FMA.
-    unsafe { item_in::<std::arch::x86_64::__m256, 1, 2>(job, h, i0) }
+    unsafe { item_in::<std::arch::x86_64::__m256, 1, 2>(work) }
 }
 
 /// The item's work in vectors `V`: score tiles `NS` vectors wide, output chunks `NA` vectors
@@ -74,29 +72,27 @@ unsafe fn item_avx2(job: &Job, h: usize, i0: usize) -> Vec<f32> {
 /// # Safety
 /// The CPU has `V`'s instruction set.
 #[inline(always)]
-unsafe fn item_in<V: Vector, const NS: usize, const NA: usize>(
-    job: &Job,
-    h: usize,
-    i0: usize,
-) -> Vec<f32> {
-    let Job {
+unsafe fn item_in<V: Vector, const NS: usize, const NA: usize>(work: &Work) -> Part {
+    let Work {
         q,
         keys,
         values,
-        shape: s,
+        base,
+        from,
+        ends,
+        group: g,
+        head_dim: hd,
         scale,
-    } = *job;
-    let (hd, g) = (s.head_dim, s.heads / s.kv_heads);
+    } = *work;
     let hdp = hd.next_multiple_of(LANE);
-    let tl = TILE.min(s.queries - i0);
-    let rows = g * tl;
+    let rows = g * ends.len();
+    assert!(q.len() == rows * hd, "queries of every row");
     let rows_p = rows.next_multiple_of(ROWS);
     // Queries in base 2, zero-padded to `hdp` columns and `rows_p` rows.
     let q2 = scale * std::f32::consts::LOG2_E;
     let mut qt = vec![0f32; rows_p * hdp];
-    for r in 0..rows {
-        let at = ((i0 + r / g) * s.heads + h * g + r % g) * hd;
-        for (d, x) in q[at..at + hd].iter().enumerate() {
+    for (r, qr) in q.chunks_exact(hd).enumerate() {
+        for (d, x) in qr.iter().enumerate() {
             qt[r * hdp + d] = x * q2;
         }
     }
@@ -112,10 +108,8 @@ unsafe fn item_in<V: Vector, const NS: usize, const NA: usize>(
     let mut kr = vec![0f32; BLOCK * hdp]; // the block's keys as stored rows
     let mut vb = vec![0f32; BLOCK * hdp]; // the block's values: [BLOCK, hdp]
     let mut sc = vec![0f32; rows_p * BLOCK];
-    let base = h * s.stride;
-    let first = s.pos + i0; // position of the tile's first query
-    let end = first + tl; // keys the tile's last query sees
-    for k0 in (0..end).step_by(BLOCK) {
+    let end = ends.iter().copied().max().unwrap_or(from); // keys the last row sees
+    for k0 in (from..end).step_by(BLOCK) {
         let kb = BLOCK.min(end - k0);
         let cols = kb.next_multiple_of(COLS);
         // SAFETY (the three calls): the CPU has `V`'s instruction set (this function's
@@ -140,8 +134,8 @@ unsafe fn item_in<V: Vector, const NS: usize, const NA: usize>(
             unsafe { scores::<V, NS>(&qt, &kt, &mut sc, rows_p, hdp, cols) };
         }
         for r in 0..rows {
-            // Keys this row may see in the block: up to its position.
-            let live = (first + r / g + 1).saturating_sub(k0).min(kb);
+            // Keys this row may see in the block.
+            let live = ends[r / g].saturating_sub(k0).min(kb);
             let row = &mut sc[r * BLOCK..r * BLOCK + cols];
             if live == 0 {
                 row.fill(0.0);
@@ -165,12 +159,10 @@ unsafe fn item_in<V: Vector, const NS: usize, const NA: usize>(
         unsafe { accumulate::<V, NA>(&sc, &vb, &mut o, rows_p, hdp, cols) };
     }
     let mut out = vec![0f32; rows * hd];
-    for r in 0..rows {
-        for (a, b) in out[r * hd..(r + 1) * hd].iter_mut().zip(&o[r * hdp..]) {
-            *a = b / l[r];
-        }
+    for (a, b) in out.chunks_exact_mut(hd).zip(o.chunks_exact(hdp)) {
+        a.copy_from_slice(&b[..hd]);
     }
-    out
+    Part { o: out, m, l }
 }
 
 /// `sc[r, c] = qt[r, :] · kt[:, c]` for `rows` rows (a multiple of [`ROWS`]) and `cols`

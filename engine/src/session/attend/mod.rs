@@ -23,7 +23,7 @@ use half::f16;
 use half::slice::HalfFloatSliceExt;
 use rayon::prelude::*;
 
-use kernels::{item, Isa};
+use kernels::{exp2, item, Isa};
 
 mod kernels;
 mod simd;
@@ -88,56 +88,215 @@ pub(crate) struct Job<'a> {
     pub values: Rows<'a>,
     pub shape: Shape,
     pub scale: f32,
+    /// The first key the job reads from its own rows: those before it are read once for
+    /// several jobs, by a [`Shared`] group it belongs to (0 when it is in none).
+    pub from: usize,
+}
+
+/// Keys `0..len` that several jobs hold alike (the same bits in each one's cache: the prefix
+/// they were all forked from), read once for all their queries: the keys are widened once,
+/// and their queries stacked make enough rows for the blocked kernels, where each decoded
+/// token alone would read the whole prefix for its few rows. Every member's queries come after
+/// the shared keys, so none of them is masked.
+#[derive(Clone)]
+pub(crate) struct Shared<'a> {
+    /// Rows of one member's cache (any member: they are the same bits).
+    pub keys: Rows<'a>,
+    pub values: Rows<'a>,
+    /// Rows between one KV head and the next in those buffers.
+    pub stride: usize,
+    pub len: usize,
+    /// The jobs it serves (indices into the jobs of the call), each with `from == len`.
+    pub members: Vec<usize>,
+}
+
+/// What one item computes: rows of queries (`group` query heads of one KV head at each of
+/// `ends.len()` positions, row `r` at position `r / group`) over keys `from..ends[r / group]`
+/// of one KV head (its rows starting at row `base` of `keys` and `values`).
+#[derive(Clone, Copy)]
+pub(super) struct Work<'a> {
+    /// `[rows, head_dim]`, gathered from the jobs.
+    pub q: &'a [f32],
+    pub keys: Rows<'a>,
+    pub values: Rows<'a>,
+    pub base: usize,
+    pub from: usize,
+    /// The keys each position sees end before this one.
+    pub ends: &'a [usize],
+    pub group: usize,
+    pub head_dim: usize,
+    pub scale: f32,
+}
+
+/// An item's rows before normalizing: output sums `o` (`[rows, head_dim]`), and each row's
+/// largest score `m` (base 2) and sum of weights `l`; two parts over disjoint keys merge into
+/// the part over both.
+pub(super) struct Part {
+    pub o: Vec<f32>,
+    pub m: Vec<f32>,
+    pub l: Vec<f32>,
 }
 
 /// One job in the kernels compiled for `isa` (one of [`Isa::available`]).
 #[cfg(test)]
 fn attend_with(job: &Job, isa: Isa) -> Vec<f32> {
-    attend_many_with(std::slice::from_ref(job), isa)
+    attend_many_with(std::slice::from_ref(job), &[], isa)
 }
 
 /// Several jobs (the sequences of a batched pass, each over its own cache) in one parallel
-/// loop over all their items. Returns their outputs stacked in order, `[Σ queries,
-/// heads·head_dim]`. The jobs have the same number of heads and head size (one model).
-pub(crate) fn attend_many(jobs: &[Job]) -> Vec<f32> {
-    attend_many_with(jobs, Isa::best())
+/// loop over all their items, the keys of each [`Shared`] group read once for all its
+/// members. Returns their outputs stacked in order, `[Σ queries, heads·head_dim]`. The jobs
+/// have the same number of heads, head size and scale (one model).
+pub(crate) fn attend_many(jobs: &[Job], shared: &[Shared]) -> Vec<f32> {
+    attend_many_with(jobs, shared, Isa::best())
+}
+
+/// Where an item reads its keys.
+#[derive(Clone, Copy)]
+enum Keys {
+    /// A job's own rows, from its `from`.
+    Own(usize),
+    /// A shared group's.
+    Shared(usize),
+}
+
+/// A KV head over some query positions, `(job, query)` each.
+struct Item {
+    keys: Keys,
+    head: usize,
+    at: Vec<(usize, usize)>,
 }
 
 /// [`attend_many`] in the kernels compiled for `isa` (one of [`Isa::available`]).
-fn attend_many_with(jobs: &[Job], isa: Isa) -> Vec<f32> {
+fn attend_many_with(jobs: &[Job], shared: &[Shared], isa: Isa) -> Vec<f32> {
     let Some(first) = jobs.first() else {
         return Vec::new();
     };
-    let (hd, row) = (
-        first.shape.head_dim,
-        first.shape.heads * first.shape.head_dim,
-    );
+    let s0 = first.shape;
+    let (hd, heads, kvh) = (s0.head_dim, s0.heads, s0.kv_heads);
+    let g = heads / kvh;
     assert!(
         jobs.iter()
-            .all(|j| j.shape.head_dim == hd && j.shape.heads * hd == row),
-        "attention jobs of one pass share their head shape"
+            .all(
+                |j| (j.shape.head_dim, j.shape.heads, j.shape.kv_heads) == (hd, heads, kvh)
+                    && j.scale == first.scale
+            ),
+        "attention jobs of one pass share their head shape and scale"
     );
-    // (job, KV head, first query of the tile, the job's first output row)
-    let mut items: Vec<(usize, usize, usize, usize)> = Vec::new();
-    let mut rows = 0;
-    for (j, job) in jobs.iter().enumerate() {
-        let s = job.shape;
-        for h in 0..s.kv_heads {
-            items.extend((0..s.queries.div_ceil(TILE)).map(|t| (j, h, t * TILE, rows)));
+    let mut in_group = vec![false; jobs.len()];
+    for grp in shared {
+        for &j in &grp.members {
+            assert!(
+                !in_group[j] && jobs[j].from == grp.len && jobs[j].shape.pos >= grp.len,
+                "a job is in one group, and its queries come after the shared keys"
+            );
+            in_group[j] = true;
         }
-        rows += s.queries;
     }
-    let parts: Vec<Vec<f32>> = items
-        .par_iter()
-        .map(|&(j, h, i0, _)| item(&jobs[j], h, i0, isa))
+    assert!(
+        jobs.iter().zip(&in_group).all(|(j, &g)| g || j.from == 0),
+        "a job reads keys from 0 unless a group reads them"
+    );
+    // The first output row of each job.
+    let starts: Vec<usize> = jobs
+        .iter()
+        .scan(0, |at, j| {
+            let s = *at;
+            *at += j.shape.queries;
+            Some(s)
+        })
         .collect();
-    let mut out = vec![0f32; rows * row];
-    for (&(j, h, i0, base), part) in items.iter().zip(&parts) {
-        let g = jobs[j].shape.heads / jobs[j].shape.kv_heads;
-        for (r, o) in part.chunks_exact(hd).enumerate() {
-            let (i, k) = (base + i0 + r / g, r % g);
-            let at = i * row + (h * g + k) * hd;
-            out[at..at + hd].copy_from_slice(o);
+    let total = jobs.iter().map(|j| j.shape.queries).sum::<usize>();
+    let tiles = |at: Vec<(usize, usize)>, keys: Keys, items: &mut Vec<Item>| {
+        for part in at.chunks(TILE) {
+            items.extend((0..kvh).map(|head| Item {
+                keys,
+                head,
+                at: part.to_vec(),
+            }));
+        }
+    };
+    let mut items = Vec::new();
+    for (j, job) in jobs.iter().enumerate() {
+        tiles(
+            (0..job.shape.queries).map(|i| (j, i)).collect(),
+            Keys::Own(j),
+            &mut items,
+        );
+    }
+    for (k, grp) in shared.iter().enumerate() {
+        let at = grp
+            .members
+            .iter()
+            .flat_map(|&j| (0..jobs[j].shape.queries).map(move |i| (j, i)))
+            .collect();
+        tiles(at, Keys::Shared(k), &mut items);
+    }
+    let parts: Vec<Part> = items
+        .par_iter()
+        .map(|it| {
+            let mut q = Vec::with_capacity(it.at.len() * g * hd);
+            for &(j, i) in &it.at {
+                let at = (i * heads + it.head * g) * hd;
+                q.extend_from_slice(&jobs[j].q[at..at + g * hd]);
+            }
+            let (keys, values, stride, from, ends) = match it.keys {
+                Keys::Own(j) => {
+                    let (job, s) = (&jobs[j], jobs[j].shape);
+                    let ends = it.at.iter().map(|&(_, i)| s.pos + i + 1).collect();
+                    (job.keys, job.values, s.stride, job.from, ends)
+                }
+                Keys::Shared(k) => {
+                    let grp = &shared[k];
+                    (
+                        grp.keys,
+                        grp.values,
+                        grp.stride,
+                        0,
+                        vec![grp.len; it.at.len()],
+                    )
+                }
+            };
+            let work = Work {
+                q: &q,
+                keys,
+                values,
+                base: it.head * stride,
+                from,
+                ends: &ends,
+                group: g,
+                head_dim: hd,
+                scale: first.scale,
+            };
+            item(&work, isa)
+        })
+        .collect();
+    // Each output row of each head: sums, largest score and weight, merged over its parts.
+    let mut out = vec![0f32; total * heads * hd];
+    let mut m = vec![f32::NEG_INFINITY; total * heads];
+    let mut l = vec![0f32; total * heads];
+    for (it, part) in items.iter().zip(&parts) {
+        for (r, o) in part.o.chunks_exact(hd).enumerate() {
+            let (j, i) = it.at[r / g];
+            let row = (starts[j] + i) * heads + it.head * g + r % g;
+            let (pm, pl) = (part.m[r], part.l[r]);
+            let dst = &mut out[row * hd..(row + 1) * hd];
+            if l[row] == 0.0 {
+                dst.copy_from_slice(o);
+                (m[row], l[row]) = (pm, pl);
+            } else if pl != 0.0 {
+                let mx = m[row].max(pm);
+                let (a, b) = (exp2(m[row] - mx), exp2(pm - mx));
+                for (x, y) in dst.iter_mut().zip(o) {
+                    *x = *x * a + y * b;
+                }
+                (m[row], l[row]) = (mx, l[row] * a + pl * b);
+            }
+        }
+    }
+    for (o, l) in out.chunks_exact_mut(hd).zip(&l) {
+        for x in o {
+            *x /= l;
         }
     }
     out

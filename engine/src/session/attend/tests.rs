@@ -96,6 +96,7 @@ fn matches_plain_softmax_attention() {
                     values: *values,
                     shape: s,
                     scale,
+                    from: 0,
                 };
                 let got = attend_with(&job, isa);
                 let worst = want
@@ -213,11 +214,125 @@ fn several_jobs_give_each_alone_stacked() {
             values: if i == 1 { Rows::F16(v16) } else { Rows::F32(v) },
             shape: *s,
             scale: 0.3,
+            from: 0,
         })
         .collect();
     for isa in Isa::available() {
         let want: Vec<f32> = jobs.iter().flat_map(|j| attend_with(j, isa)).collect();
-        assert_eq!(attend_many_with(&jobs, isa), want, "{isa:?}");
+        assert_eq!(attend_many_with(&jobs, &[], isa), want, "{isa:?}");
     }
-    assert!(attend_many(&[]).is_empty());
+    assert!(attend_many(&[], &[]).is_empty());
+}
+
+/// Jobs whose caches begin with the same rows (sequences forked from one prefix), read once
+/// for all of them through a shared group, give what each gives alone: decoded tokens and a
+/// prefill chunk, a shared length that is not a block multiple, f16 and f32 storage, and a job
+/// outside the group beside them.
+#[test]
+fn a_shared_prefix_read_once_gives_each_job_alone() {
+    // heads, kv_heads, head_dim: the 1.2B model's group of 4 and head size 64, small
+    // heads under one lane, a head size over one lane, multi-query.
+    for (heads, kv_heads, hd) in [(8, 2, 64), (4, 2, 8), (6, 3, 24), (4, 1, 16)] {
+        shared_prefix_case(heads, kv_heads, hd);
+    }
+}
+
+fn shared_prefix_case(heads: usize, kv_heads: usize, hd: usize) {
+    let shared = 300;
+    // queries, pos of each job: decoded tokens right after the prefix and later, a prefill
+    // chunk over several tiles; the last job is outside the group.
+    let shapes = [(1, 300), (1, 420), (40, 310), (1, 500)];
+    let stride = 600;
+    let prefix = (
+        values(kv_heads * stride * hd, 40),
+        values(kv_heads * stride * hd, 41),
+    );
+    // Each job's cache: rows of its own, the first `shared` of each head copied from the
+    // common prefix in the group's jobs.
+    let caches: Vec<(Vec<f32>, Vec<f32>)> = (0..shapes.len())
+        .map(|i| {
+            let mut k = values(kv_heads * stride * hd, 50 + i);
+            let mut v = values(kv_heads * stride * hd, 70 + i);
+            for h in (0..kv_heads).filter(|_| i < 3) {
+                let rows = h * stride * hd..(h * stride + shared) * hd;
+                k[rows.clone()].copy_from_slice(&prefix.0[rows.clone()]);
+                v[rows.clone()].copy_from_slice(&prefix.1[rows]);
+            }
+            (k, v)
+        })
+        .collect();
+    let halves: Vec<(Vec<f16>, Vec<f16>)> = caches
+        .iter()
+        .map(|(k, v)| {
+            let h = |x: &Vec<f32>| x.iter().map(|&x| f16::from_f32(x)).collect();
+            (h(k), h(v))
+        })
+        .collect();
+    let qs: Vec<Vec<f32>> = shapes
+        .iter()
+        .enumerate()
+        .map(|(i, &(n, _))| values(n * heads * hd, 60 + i))
+        .collect();
+    for half in [false, true] {
+        let rows = |i: usize| -> (Rows, Rows) {
+            if half {
+                (Rows::F16(&halves[i].0), Rows::F16(&halves[i].1))
+            } else {
+                (Rows::F32(&caches[i].0), Rows::F32(&caches[i].1))
+            }
+        };
+        let mut jobs: Vec<Job> = shapes
+            .iter()
+            .enumerate()
+            .map(|(i, &(queries, pos))| {
+                let (keys, values) = rows(i);
+                Job {
+                    q: &qs[i],
+                    keys,
+                    values,
+                    shape: Shape {
+                        heads,
+                        kv_heads,
+                        head_dim: hd,
+                        stride,
+                        queries,
+                        pos,
+                    },
+                    scale: 0.2,
+                    from: 0,
+                }
+            })
+            .collect();
+        for isa in Isa::available() {
+            let alone: Vec<f32> = jobs.iter().flat_map(|j| attend_with(j, isa)).collect();
+            let (keys, values) = rows(1);
+            let group = Shared {
+                keys,
+                values,
+                stride,
+                len: shared,
+                members: vec![0, 1, 2],
+            };
+            for j in &mut jobs[..3] {
+                j.from = shared;
+            }
+            let got = attend_many_with(&jobs, &[group], isa);
+            for j in &mut jobs[..3] {
+                j.from = 0;
+            }
+            assert_eq!(got.len(), alone.len());
+            let worst = alone
+                .iter()
+                .zip(&got)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            assert!(
+                worst < 1e-6,
+                "{heads}/{kv_heads}x{hd} f16 {half} {isa:?}: max difference {worst}"
+            );
+            // The job outside the group is computed as before, bit for bit.
+            let last = 42 * heads * hd;
+            assert_eq!(got[last..], alone[last..], "f16 {half} {isa:?}");
+        }
+    }
 }

@@ -121,8 +121,25 @@ unsafe fn item_in<V: Vector, const NS: usize, const NA: usize>(work: &Work) -> P
             // The keys' rows are read as they are: no transposed copy.
             unsafe { scores_few::<V>(&qt, &kr, &mut sc, rows_p, hdp, cols) };
         } else {
-            // Transposed 16 keys at a time: each row of `kt` gets a run of 16, not one value.
-            for c0 in (0..kb).step_by(LANE) {
+            // Whole squares of `W` keys by `W` lanes in vector shuffles, the rest (a last
+            // block's tail) 16 keys at a time: each row of `kt` gets a run, not one value.
+            let whole = kb / V::W * V::W;
+            assert!(hdp.is_multiple_of(V::W) && kr.len() >= kb * hdp && kt.len() >= hdp * BLOCK);
+            for c0 in (0..whole).step_by(V::W) {
+                for d0 in (0..hdp).step_by(V::W) {
+                    // SAFETY: rows c0..c0 + W of `kr` and d0..d0 + W of `kt` are in bounds
+                    // (the assert above); the instruction set is this function's contract.
+                    unsafe {
+                        V::transpose(
+                            kr.as_ptr().add(c0 * hdp + d0),
+                            hdp,
+                            kt.as_mut_ptr().add(d0 * BLOCK + c0),
+                            BLOCK,
+                        )
+                    };
+                }
+            }
+            for c0 in (whole..kb).step_by(LANE) {
                 let n = LANE.min(kb - c0);
                 for d in 0..hdp {
                     let dst = &mut kt[d * BLOCK + c0..d * BLOCK + c0 + n];

@@ -49,6 +49,32 @@ pub(super) trait Vector: Copy {
     /// # Safety
     /// As [`Vector::zero`], and `parts` holds `W` vectors.
     unsafe fn sums(parts: &[Self]) -> Self;
+    /// Writes the `W x W` block of floats at `src` (rows `src_stride` apart) transposed at
+    /// `dst` (rows `dst_stride` apart): `dst[j][i] = src[i][j]`.
+    ///
+    /// # Safety
+    /// As [`Vector::zero`]; `W` rows of `W` floats are readable at `src` and writable at
+    /// `dst`, and the two blocks do not overlap.
+    unsafe fn transpose(src: *const f32, src_stride: usize, dst: *mut f32, dst_stride: usize);
+}
+
+/// [`Vector::transpose`] one float at a time.
+///
+/// # Safety
+/// As [`Vector::transpose`] for `W` lanes.
+#[inline(always)]
+unsafe fn transpose_floats<const W: usize>(
+    src: *const f32,
+    src_stride: usize,
+    dst: *mut f32,
+    dst_stride: usize,
+) {
+    for i in 0..W {
+        for j in 0..W {
+            // SAFETY: the caller's contract bounds both offsets.
+            unsafe { *dst.add(j * dst_stride + i) = *src.add(i * src_stride + j) };
+        }
+    }
 }
 
 /// One lane: the portable fallback.
@@ -88,6 +114,11 @@ impl Vector for Scalar {
     unsafe fn sums(parts: &[Self]) -> Self {
         parts[0]
     }
+    #[inline(always)]
+    unsafe fn transpose(src: *const f32, src_stride: usize, dst: *mut f32, dst_stride: usize) {
+        // SAFETY: the caller's contract.
+        unsafe { transpose_floats::<1>(src, src_stride, dst, dst_stride) }
+    }
 }
 
 /// `Vector` for an x86 vector type through its intrinsics (the caller checked the CPU for
@@ -95,7 +126,7 @@ impl Vector for Scalar {
 #[cfg(target_arch = "x86_64")]
 macro_rules! x86_vector {
     ($ty:ty, $w:expr, $zero:ident, $splat:ident, $load:ident, $store:ident, $fma:ident,
-     $load_f16:ident, $sums:ident) => {
+     $load_f16:ident, $sums:ident, $transpose:ident) => {
         impl Vector for $ty {
             const W: usize = $w;
             #[inline(always)]
@@ -127,6 +158,15 @@ macro_rules! x86_vector {
             unsafe fn sums(parts: &[Self]) -> Self {
                 unsafe { $sums(parts) }
             }
+            #[inline(always)]
+            unsafe fn transpose(
+                src: *const f32,
+                src_stride: usize,
+                dst: *mut f32,
+                dst_stride: usize,
+            ) {
+                unsafe { $transpose(src, src_stride, dst, dst_stride) }
+            }
         }
     };
 }
@@ -141,7 +181,8 @@ x86_vector!(
     _mm512_storeu_ps,
     _mm512_fmadd_ps,
     load_f16_512,
-    sums_512
+    sums_512,
+    transpose_512
 );
 #[cfg(target_arch = "x86_64")]
 x86_vector!(
@@ -153,7 +194,8 @@ x86_vector!(
     _mm256_storeu_ps,
     _mm256_fmadd_ps,
     load_f16_256,
-    sums_256
+    sums_256,
+    transpose_256
 );
 
 /// 16 halves at `p`, widened (AVX-512F).
@@ -240,4 +282,63 @@ unsafe fn sums_256(p: &[__m256]) -> __m256 {
             _mm256_permute2f128_ps::<0x31>(lo, hi),
         )
     }
+}
+
+/// [`Vector::transpose`] of 16 x 16 floats in AVX-512F shuffles (64 of them, against 256 loads
+/// and stores one float at a time): pairs of rows interleave as floats, then as pairs of
+/// floats, so that 128-bit lane `l` of `u[4g + j]` holds column `4l + j` of rows `4g..4g + 4`;
+/// two rounds of lane shuffles gather each column's four lanes.
+///
+/// # Safety
+/// As [`Vector::transpose`], on a CPU with AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn transpose_512(src: *const f32, src_stride: usize, dst: *mut f32, dst_stride: usize) {
+    // SAFETY: the caller's contract bounds every row; the instruction set is the caller's.
+    unsafe {
+        let r: [__m512; 16] = std::array::from_fn(|i| _mm512_loadu_ps(src.add(i * src_stride)));
+        let mut t = [_mm512_setzero_ps(); 16];
+        for i in 0..8 {
+            t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+            t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+        }
+        let pd = _mm512_castps_pd;
+        let mut u = [_mm512_setzero_ps(); 16];
+        for g in 0..4 {
+            let b = 4 * g;
+            u[b] = _mm512_castpd_ps(_mm512_unpacklo_pd(pd(t[b]), pd(t[b + 2])));
+            u[b + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(pd(t[b]), pd(t[b + 2])));
+            u[b + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(pd(t[b + 1]), pd(t[b + 3])));
+            u[b + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(pd(t[b + 1]), pd(t[b + 3])));
+        }
+        for j in 0..4 {
+            // Lanes 0 and 2 (`0x88`) or 1 and 3 (`0xdd`) of rows 0..8, then of rows 8..16.
+            let v_even = _mm512_shuffle_f32x4::<0x88>(u[j], u[4 + j]);
+            let v_odd = _mm512_shuffle_f32x4::<0xdd>(u[j], u[4 + j]);
+            let w_even = _mm512_shuffle_f32x4::<0x88>(u[8 + j], u[12 + j]);
+            let w_odd = _mm512_shuffle_f32x4::<0xdd>(u[8 + j], u[12 + j]);
+            for (l, x) in [
+                _mm512_shuffle_f32x4::<0x88>(v_even, w_even),
+                _mm512_shuffle_f32x4::<0x88>(v_odd, w_odd),
+                _mm512_shuffle_f32x4::<0xdd>(v_even, w_even),
+                _mm512_shuffle_f32x4::<0xdd>(v_odd, w_odd),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                _mm512_storeu_ps(dst.add((4 * l + j) * dst_stride), x);
+            }
+        }
+    }
+}
+
+/// [`Vector::transpose`] of 8 x 8 floats, one at a time.
+///
+/// # Safety
+/// As [`Vector::transpose`].
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn transpose_256(src: *const f32, src_stride: usize, dst: *mut f32, dst_stride: usize) {
+    // SAFETY: the caller's contract.
+    unsafe { transpose_floats::<8>(src, src_stride, dst, dst_stride) }
 }

@@ -166,6 +166,47 @@ fn lane_sums_land_in_order() {
     }
 }
 
+/// `Vector::transpose` writes each block's columns as rows, leaving the rest of the
+/// destination alone, in every instruction set this CPU runs.
+#[test]
+fn blocks_transpose_in_place() {
+    use super::simd::{Scalar, Vector};
+    // SAFETY: each kernel runs only where `Isa::available` lists its instruction set.
+    unsafe fn check<V: Vector>() {
+        let w = V::W;
+        let (ss, ds) = (w + 3, w + 5); // strides wider than a block
+        let src: Vec<f32> = (0..w * ss).map(|i| i as f32).collect();
+        let mut dst = vec![-1f32; w * ds];
+        unsafe { V::transpose(src.as_ptr(), ss, dst.as_mut_ptr(), ds) };
+        for j in 0..w {
+            for c in 0..ds {
+                let want = if c < w { src[c * ss + j] } else { -1.0 };
+                assert_eq!(dst[j * ds + c], want, "{w} lanes: row {j} column {c}");
+            }
+        }
+    }
+    for isa in Isa::available() {
+        // SAFETY: `isa` is available; the target_feature functions below compile `check` for it.
+        match isa {
+            Isa::Scalar => unsafe { check::<Scalar>() },
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => unsafe { check_avx2() },
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => unsafe { check_avx512() },
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn check_avx2() {
+        unsafe { check::<std::arch::x86_64::__m256>() }
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,fma,f16c")]
+    unsafe fn check_avx512() {
+        unsafe { check::<std::arch::x86_64::__m512>() }
+    }
+}
+
 /// Several jobs in one loop (a batched pass: each sequence over its own cache, queries of
 /// different counts and positions, f16 and f32 storage) give each job's output alone, bit for
 /// bit, stacked in order.

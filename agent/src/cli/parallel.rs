@@ -26,8 +26,10 @@ pub struct ParallelArgs {
 }
 
 /// The prefill chunk of a batched sequence: a long prompt holds the others' next token
-/// back for one chunk of this many tokens at a time.
-pub const BATCHED_PREFILL_CHUNK: usize = 128;
+/// back for one chunk of this many tokens at a time (about a second for the 1.2B model on two
+/// cores). Larger chunks prefill faster per token (pp128 runs at nine tenths of pp512) and take
+/// fewer passes; a triage ticket's first turn fits one.
+pub const BATCHED_PREFILL_CHUNK: usize = 256;
 
 /// What `--parallel` resolved to.
 pub struct Parallel {

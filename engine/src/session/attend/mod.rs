@@ -14,6 +14,12 @@
 //! since transposing a block costs more than their products. Decoding is then bound by reading
 //! the cache.
 //!
+//! Sequences forked from one prefix hold its keys alike; a batched pass reads them once
+//! ([`Shared`]): items over the shared keys stack the query rows of every member, items over
+//! each member's own later keys take its rows alone, and each row's two partial results (sums,
+//! largest score, weight: [`Part`]) merge before the division, as the online softmax merges
+//! blocks.
+//!
 //! Scores are kept in base 2 (the queries are pre-multiplied by `scale · log2 e`) and turned
 //! into probabilities with a polynomial `2^x` that the compiler vectorizes. The two products
 //! (scores, and probabilities times values) are register-blocked kernels over the vector type of

@@ -94,9 +94,6 @@ pub(crate) struct Job<'a> {
     pub values: Rows<'a>,
     pub shape: Shape,
     pub scale: f32,
-    /// The first key the job reads from its own rows: those before it are read once for
-    /// several jobs, by a [`Shared`] group it belongs to (0 when it is in none).
-    pub from: usize,
 }
 
 /// Keys `0..len` that several jobs hold alike (the same bits in each one's cache: the prefix
@@ -112,7 +109,8 @@ pub(crate) struct Shared<'a> {
     /// Rows between one KV head and the next in those buffers.
     pub stride: usize,
     pub len: usize,
-    /// The jobs it serves (indices into the jobs of the call), each with `from == len`.
+    /// The jobs it serves (indices into the jobs of the call): each reads its own rows from
+    /// `len` on.
     pub members: Vec<usize>,
 }
 
@@ -189,20 +187,17 @@ fn attend_many_with(jobs: &[Job], shared: &[Shared], isa: Isa) -> Vec<f32> {
             ),
         "attention jobs of one pass share their head shape and scale"
     );
-    let mut in_group = vec![false; jobs.len()];
+    // The first key each job reads from its own rows: those before it its group reads.
+    let mut from = vec![None; jobs.len()];
     for grp in shared {
         for &j in &grp.members {
             assert!(
-                !in_group[j] && jobs[j].from == grp.len && jobs[j].shape.pos >= grp.len,
+                from[j].is_none() && jobs[j].shape.pos >= grp.len,
                 "a job is in one group, and its queries come after the shared keys"
             );
-            in_group[j] = true;
+            from[j] = Some(grp.len);
         }
     }
-    assert!(
-        jobs.iter().zip(&in_group).all(|(j, &g)| g || j.from == 0),
-        "a job reads keys from 0 unless a group reads them"
-    );
     // The first output row of each job.
     let starts: Vec<usize> = jobs
         .iter()
@@ -250,7 +245,7 @@ fn attend_many_with(jobs: &[Job], shared: &[Shared], isa: Isa) -> Vec<f32> {
                 Keys::Own(j) => {
                     let (job, s) = (&jobs[j], jobs[j].shape);
                     let ends = it.at.iter().map(|&(_, i)| s.pos + i + 1).collect();
-                    (job.keys, job.values, s.stride, job.from, ends)
+                    (job.keys, job.values, s.stride, from[j].unwrap_or(0), ends)
                 }
                 Keys::Shared(k) => {
                     let grp = &shared[k];

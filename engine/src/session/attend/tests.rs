@@ -3,6 +3,33 @@ use half::f16;
 use super::kernels::exp2;
 use super::*;
 
+/// Runs `check::<V>()` (an `unsafe fn` generic over [`super::simd::Vector`]) for the vector
+/// type of every instruction set this CPU runs, each compiled for its set.
+macro_rules! in_every_isa {
+    ($check:ident) => {{
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2,fma,f16c")]
+        unsafe fn avx2() {
+            unsafe { $check::<std::arch::x86_64::__m256>() }
+        }
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx512f,fma,f16c")]
+        unsafe fn avx512() {
+            unsafe { $check::<std::arch::x86_64::__m512>() }
+        }
+        for isa in Isa::available() {
+            // SAFETY: `isa` is available, and each function above is compiled for its set.
+            match isa {
+                Isa::Scalar => unsafe { $check::<super::simd::Scalar>() },
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx2 => unsafe { avx2() },
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx512 => unsafe { avx512() },
+            }
+        }
+    }};
+}
+
 /// Plain softmax attention over f32 rows (in f64), query `i` seeing keys `0..=pos + i`.
 fn reference(q: &[f32], k: &[f32], v: &[f32], s: Shape, scale: f32) -> Vec<f32> {
     let (hd, g) = (s.head_dim, s.heads / s.kv_heads);
@@ -96,7 +123,6 @@ fn matches_plain_softmax_attention() {
                     values: *values,
                     shape: s,
                     scale,
-                    from: 0,
                 };
                 let got = attend_with(&job, isa);
                 let worst = want
@@ -131,7 +157,7 @@ fn exp2_is_close_to_the_library_function() {
 /// this CPU runs.
 #[test]
 fn lane_sums_land_in_order() {
-    use super::simd::{Scalar, Vector};
+    use super::simd::Vector;
     // SAFETY: each kernel runs only where `Isa::available` lists its instruction set.
     unsafe fn check<V: Vector>() {
         let w = V::W;
@@ -144,33 +170,14 @@ fn lane_sums_land_in_order() {
         let want: Vec<f32> = x.chunks(w).map(|c| c.iter().sum()).collect();
         assert_eq!(got, want, "{w} lanes");
     }
-    for isa in Isa::available() {
-        // SAFETY: `isa` is available; the target_feature functions below compile `check` for it.
-        match isa {
-            Isa::Scalar => unsafe { check::<Scalar>() },
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => unsafe { check_avx2() },
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => unsafe { check_avx512() },
-        }
-    }
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn check_avx2() {
-        unsafe { check::<std::arch::x86_64::__m256>() }
-    }
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f,fma,f16c")]
-    unsafe fn check_avx512() {
-        unsafe { check::<std::arch::x86_64::__m512>() }
-    }
+    in_every_isa!(check);
 }
 
 /// `Vector::transpose` writes each block's columns as rows, leaving the rest of the
 /// destination alone, in every instruction set this CPU runs.
 #[test]
 fn blocks_transpose_in_place() {
-    use super::simd::{Scalar, Vector};
+    use super::simd::Vector;
     // SAFETY: each kernel runs only where `Isa::available` lists its instruction set.
     unsafe fn check<V: Vector>() {
         let w = V::W;
@@ -185,26 +192,7 @@ fn blocks_transpose_in_place() {
             }
         }
     }
-    for isa in Isa::available() {
-        // SAFETY: `isa` is available; the target_feature functions below compile `check` for it.
-        match isa {
-            Isa::Scalar => unsafe { check::<Scalar>() },
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => unsafe { check_avx2() },
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => unsafe { check_avx512() },
-        }
-    }
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn check_avx2() {
-        unsafe { check::<std::arch::x86_64::__m256>() }
-    }
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f,fma,f16c")]
-    unsafe fn check_avx512() {
-        unsafe { check::<std::arch::x86_64::__m512>() }
-    }
+    in_every_isa!(check);
 }
 
 /// Several jobs in one loop (a batched pass: each sequence over its own cache, queries of
@@ -255,7 +243,6 @@ fn several_jobs_give_each_alone_stacked() {
             values: if i == 1 { Rows::F16(v16) } else { Rows::F32(v) },
             shape: *s,
             scale: 0.3,
-            from: 0,
         })
         .collect();
     for isa in Isa::available() {
@@ -322,7 +309,7 @@ fn shared_prefix_case(heads: usize, kv_heads: usize, hd: usize) {
                 (Rows::F32(&caches[i].0), Rows::F32(&caches[i].1))
             }
         };
-        let mut jobs: Vec<Job> = shapes
+        let jobs: Vec<Job> = shapes
             .iter()
             .enumerate()
             .map(|(i, &(queries, pos))| {
@@ -340,7 +327,6 @@ fn shared_prefix_case(heads: usize, kv_heads: usize, hd: usize) {
                         pos,
                     },
                     scale: 0.2,
-                    from: 0,
                 }
             })
             .collect();
@@ -354,13 +340,7 @@ fn shared_prefix_case(heads: usize, kv_heads: usize, hd: usize) {
                 len: shared,
                 members: vec![0, 1, 2],
             };
-            for j in &mut jobs[..3] {
-                j.from = shared;
-            }
             let got = attend_many_with(&jobs, &[group], isa);
-            for j in &mut jobs[..3] {
-                j.from = 0;
-            }
             assert_eq!(got.len(), alone.len());
             let worst = alone
                 .iter()

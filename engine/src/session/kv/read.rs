@@ -105,11 +105,6 @@ pub(crate) fn attend_all(
         return Ok(None);
     }
     let shared = shared_groups(caches, counts, &reads);
-    for grp in &shared {
-        for &j in &grp.members {
-            jobs[j].from = grp.len;
-        }
-    }
     Ok(Some(crate::session::attend::attend_many(&jobs, &shared)))
 }
 
@@ -195,7 +190,6 @@ impl KvRead<'_> {
                 pos: self.len - queries,
             },
             scale,
-            from: 0,
         })
     }
 

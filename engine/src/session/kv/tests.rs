@@ -1,4 +1,5 @@
-//! Tests of the KV cache: attention read in place, and which copies group.
+//! Tests of the KV cache: attention read in place, and which copies group. Compiled only for
+//! tests (`#[cfg(test)] mod tests` in `mod.rs`): the `unwrap`s here fail the test that hit them.
 
 mod attend {
     use super::super::*;

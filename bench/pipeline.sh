@@ -3,11 +3,12 @@
 # time against llama.cpp's server (llama-server -np N) as the backend, on one GGUF file.
 #
 #   bash bench/pipeline.sh MODEL.gguf [--tickets 200] [--parallel 8] [--threads 2] [--max-steps 2]
-#                                     [--max-turn-tokens 96] [--skip-llamacpp] [--llamacpp-tickets N]
+#                                     [--max-turn-tokens 96] [--think-budget 0] [--skip-llamacpp]
+#                                     [--llamacpp-tickets N]
 #
 # The tickets are the first --tickets of the bundled triage eval suite (evals/suites/triage, 100
 # tickets; more wrap around with new ids). Every run uses the same flags (--temperature 0,
-# --think-budget 0, the bundled docs) and writes its own output and traces under
+# --think-budget, 0 unless given, the bundled docs) and writes its own output and traces under
 # target/bench/pipeline/. Prints tickets per minute for each. --llamacpp-tickets N gives the
 # server only the first N tickets (it re-prefills every request of a hybrid model, about 20 s
 # each on two cores). On random weights the records mean nothing; the work (turns, tool calls,
@@ -15,9 +16,9 @@
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/.." && pwd)"
-[[ $# -ge 1 ]] || { sed -n 2,12p "$0"; exit 2; }
+[[ $# -ge 1 ]] || { sed -n 2,13p "$0"; exit 2; }
 model="$(realpath "$1")"; shift
-n=200 par=8 threads=2 steps=2 turn=96 llama=1 llama_n=
+n=200 par=8 threads=2 steps=2 turn=96 think=0 llama=1 llama_n=
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --tickets) n="$2"; shift 2 ;;
@@ -25,6 +26,7 @@ while [[ $# -gt 0 ]]; do
         --threads) threads="$2"; shift 2 ;;
         --max-steps) steps="$2"; shift 2 ;;
         --max-turn-tokens) turn="$2"; shift 2 ;;
+        --think-budget) think="$2"; shift 2 ;;
         --skip-llamacpp) llama=0; shift ;;
         --llamacpp-tickets) llama_n="$2"; shift 2 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
@@ -43,7 +45,7 @@ for i in range(int(sys.argv[2])):
     print(json.dumps(t))
 PY
 common=(triage "$work/tickets.jsonl" --docs "$root/examples/docs" --index "$work/index"
-        --temperature 0 --think-budget 0 --max-steps "$steps" --max-turn-tokens "$turn" --ctx 8192)
+        --temperature 0 --think-budget "$think" --max-steps "$steps" --max-turn-tokens "$turn" --ctx 8192)
 export RAYON_NUM_THREADS="$threads"
 run() { # name, tickets file, count, extra args...
     local name="$1" tickets="$2" count="$3"; shift 3
@@ -56,7 +58,7 @@ run() { # name, tickets file, count, extra args...
     python3 -c "import sys; n=int(sys.argv[1]); s=float(sys.argv[3])-float(sys.argv[2]); print(f'{sys.argv[4]:<24} {n:4d} tickets {s:8.1f} s {n/s*60:8.2f} tickets/min')" "$count" "$t0" "$t1" "$name" | tee -a "$work/table.txt"
     grep -E "^(triaged|parallel|KV budget)" "$work/$name.log" | sed 's/^/    /'
 }
-echo "model $model, $n tickets, threads $threads, max steps $steps, max turn tokens $turn"
+echo "model $model, $n tickets, threads $threads, max steps $steps, max turn tokens $turn, think budget $think"
 run "ours-parallel-1" "$work/tickets.jsonl" "$n" --model "$model" --parallel 1
 run "ours-parallel-$par" "$work/tickets.jsonl" "$n" --model "$model" --parallel "$par"
 if [[ "$llama" == 1 ]]; then

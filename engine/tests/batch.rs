@@ -279,17 +279,15 @@ fn compare_forks(case: &str, quantized: bool) {
                 .map(|(x, y)| (x - y).abs())
                 .fold(0.0, f32::max);
             worst = worst.max(d);
+            // The shared keys are read once but each row meets them as it does alone, so
+            // the bound is that of any batched sequence (see `compare`).
+            assert!(d <= 1e-4, "{case}: sequence {i} step {step}: {d}");
             if quantized {
-                // The activations are rounded (to f16 or Q8_0) before the weights multiply
-                // them: a sum in another order can land on the next rounding step.
-                assert!(d <= 1e-2, "{case}: sequence {i} step {step}: {d}");
                 assert_eq!(
                     argmax(want),
                     argmax(&got),
                     "{case}: sequence {i} step {step}"
                 );
-            } else {
-                assert!(d <= 1e-4, "{case}: sequence {i} step {step}: {d}");
             }
         }
     }

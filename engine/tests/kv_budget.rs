@@ -130,6 +130,12 @@ fn resident_kv_stays_within_the_budget() {
         budget * per_token,
     );
     assert!(used.peak <= budget, "{used:?}");
+    // Six sequences, at most four in a pass.
+    assert!(
+        (1..=4).contains(&b.largest_pass()),
+        "{} sequences in one pass",
+        b.largest_pass()
+    );
     assert!(
         used.evictions > 0,
         "the budget never forced an eviction: {used:?}"

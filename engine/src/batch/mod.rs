@@ -59,9 +59,10 @@ struct Shared {
     members: AtomicUsize,
     budget: Mutex<budget::Budget>,
     freed: Condvar,
-    /// Passes run and sequences in them (for the mean batch size).
+    /// Passes run and sequences in them (for the mean batch size), and the most in one.
     passes: AtomicUsize,
     rows: AtomicUsize,
+    largest: AtomicUsize,
 }
 
 /// The shared forward pass. Cheap to clone; its thread ends when the last clone is dropped.
@@ -98,6 +99,7 @@ impl Batcher {
             freed: Condvar::new(),
             passes: AtomicUsize::new(0),
             rows: AtomicUsize::new(0),
+            largest: AtomicUsize::new(0),
         });
         let (tx, rx) = mpsc::channel::<Request>();
         let opts = Arc::new(opts);
@@ -155,6 +157,11 @@ impl Batcher {
         let r = self.shared.rows.load(Ordering::Relaxed);
         (p, if p == 0 { 0.0 } else { r as f64 / p as f64 })
     }
+
+    /// The most sequences one pass has run (never over `max_batch`).
+    pub fn largest_pass(&self) -> usize {
+        self.shared.largest.load(Ordering::Relaxed)
+    }
 }
 
 fn stopped() -> Error {
@@ -184,6 +191,7 @@ fn run(rx: mpsc::Receiver<Request>, shared: &Shared, opts: &BatchOptions) {
         }
         shared.passes.fetch_add(1, Ordering::Relaxed);
         shared.rows.fetch_add(batch.len(), Ordering::Relaxed);
+        shared.largest.fetch_max(batch.len(), Ordering::Relaxed);
         // A panic inside a pass loses that pass's sessions (their owners start fresh ones,
         // see `BatchedSession`), not the batcher: the other sequences go on.
         if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| pass(batch))).is_err() {

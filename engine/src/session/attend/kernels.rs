@@ -2,7 +2,7 @@
 //! register-blocked products in the CPU's vectors.
 
 use super::simd::{Scalar, Vector};
-use super::{Part, Rows, Work, BLOCK, COLS, FEW_ROWS, LANE, ROWS};
+use super::{Part, Rows, Work, BLOCK, COLS, LANE, ROWS};
 
 /// The instruction sets the kernels are compiled for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +83,8 @@ unsafe fn item_in<V: Vector, const NS: usize, const NA: usize>(work: &Work) -> P
         group: g,
         head_dim: hd,
         scale,
+        few,
+        start,
     } = *work;
     let hdp = hd.next_multiple_of(LANE);
     let rows = g * ends.len();
@@ -101,9 +103,16 @@ unsafe fn item_in<V: Vector, const NS: usize, const NA: usize>(work: &Work) -> P
     let mut o = vec![0f32; rows_p * hdp];
     let mut m = vec![f32::NEG_INFINITY; rows];
     let mut l = vec![0f32; rows];
-    // A few rows (a decoded token's heads) score the keys' rows directly; more share one
-    // transposed copy of each block.
-    let few = rows_p <= FEW_ROWS;
+    if let Some(st) = start {
+        assert!(st.o.len() == rows * hd && st.m.len() == rows && st.l.len() == rows);
+        for (a, b) in o.chunks_exact_mut(hdp).zip(st.o.chunks_exact(hd)) {
+            a[..hd].copy_from_slice(b);
+        }
+        m.copy_from_slice(st.m);
+        l.copy_from_slice(st.l);
+    }
+    // `few`: the keys' rows are scored directly (a decoded token's heads); otherwise the rows
+    // share one transposed copy of each block.
     let mut kt = vec![0f32; if few { 0 } else { hdp * BLOCK }]; // the block's keys, transposed
     let mut kr = vec![0f32; BLOCK * hdp]; // the block's keys as stored rows
     let mut vb = vec![0f32; BLOCK * hdp]; // the block's values: [BLOCK, hdp]
@@ -212,9 +221,10 @@ unsafe fn scores<V: Vector, const NS: usize>(
     }
 }
 
-/// [`scores`] for a few rows, from the keys as stored rows (`kr`, `[BLOCK, hdp]`): each
-/// row's products with `W` keys are summed across lanes together ([`Vector::sums`]), which
-/// costs less than transposing the block when there are only a few rows to share it.
+/// [`scores`] from the keys as stored rows (`kr`, `[BLOCK, hdp]`): each row's products with
+/// `W` keys are summed across lanes together ([`Vector::sums`]), which costs less than
+/// transposing the block when there are only a few rows to share it (and is what a decoded
+/// row of a shared prefix's item takes, as it does alone).
 ///
 /// # Safety
 /// The CPU has `V`'s instruction set.
@@ -231,8 +241,10 @@ unsafe fn scores_few<V: Vector>(
     assert!(qt.len() >= rows * hdp && kr.len() >= BLOCK * hdp && sc.len() >= rows * BLOCK);
     assert!(V::W <= LANE);
     let (qp, kp, sp) = (qt.as_ptr(), kr.as_ptr(), sc.as_mut_ptr());
-    for r in 0..rows {
-        for c0 in (0..cols).step_by(V::W) {
+    // Keys outer, rows inner: `W` keys stay in L1 while every row reads them (a shared
+    // prefix's item stacks many decoded rows).
+    for c0 in (0..cols).step_by(V::W) {
+        for r in 0..rows {
             // SAFETY: the asserts above bound every offset; the instruction set is the
             // caller's guarantee.
             unsafe {

@@ -15,10 +15,11 @@
 //! the cache.
 //!
 //! Sequences forked from one prefix hold its keys alike; a batched pass reads them once
-//! ([`Shared`]): items over the shared keys stack the query rows of every member, items over
-//! each member's own later keys take its rows alone, and each row's two partial results (sums,
-//! largest score, weight: [`Part`]) merge before the division, as the online softmax merges
-//! blocks.
+//! ([`Shared`]): items over the shared keys (whole blocks of them) stack the query rows of
+//! every member and run first; each member's own items then go on from where those left off
+//! (the running sums, largest scores and weights: [`Part`]) over the keys after them. A row
+//! thus meets the same blocks in the same order, scored by the same kernel, as it would
+//! alone, and gets the same bits.
 //!
 //! Scores are kept in base 2 (the queries are pre-multiplied by `scale · log2 e`) and turned
 //! into probabilities with a polynomial `2^x` that the compiler vectorizes. The two products
@@ -29,7 +30,7 @@ use half::f16;
 use half::slice::HalfFloatSliceExt;
 use rayon::prelude::*;
 
-use kernels::{exp2, item, Isa};
+use kernels::{item, Isa};
 
 mod kernels;
 mod simd;
@@ -46,8 +47,9 @@ const COLS: usize = 32;
 const ROWS: usize = 4;
 /// Lanes of the padded head dimension.
 const LANE: usize = 16;
-/// Query rows (query heads of a tile) up to which an item scores keys from their stored rows
-/// rather than from a transposed copy of each block (decoding: one position's `g` heads).
+/// Query rows (query heads of a tile, padded to [`ROWS`]) up to which a job's item scores keys
+/// from their stored rows rather than from a transposed copy of each block (decoding: one
+/// position's `g` heads).
 const FEW_ROWS: usize = 16;
 
 /// Keys or values of every KV head, `[kv_heads, stride, head_dim]`, in their stored dtype.
@@ -97,10 +99,10 @@ pub(crate) struct Job<'a> {
 }
 
 /// Keys `0..len` that several jobs hold alike (the same bits in each one's cache: the prefix
-/// they were all forked from), read once for all their queries: the keys are widened once,
-/// and their queries stacked make enough rows for the blocked kernels, where each decoded
-/// token alone would read the whole prefix for its few rows. Every member's queries come after
-/// the shared keys, so none of them is masked.
+/// they were all forked from), read once for all their queries: the keys are widened once for
+/// all of them, where each decoded token alone would read the whole prefix for its few rows.
+/// Every member's queries come after the shared keys, so none of them is masked. Only whole
+/// blocks ([`BLOCK`]) of them are read once; the members read the rest themselves.
 #[derive(Clone)]
 pub(crate) struct Shared<'a> {
     /// Rows of one member's cache (any member: they are the same bits).
@@ -130,15 +132,26 @@ pub(super) struct Work<'a> {
     pub group: usize,
     pub head_dim: usize,
     pub scale: f32,
+    /// Whether the keys' rows are scored as they are (see [`FEW_ROWS`]), not transposed.
+    pub few: bool,
+    /// The rows' state after the keys before `from`, when another item read those.
+    pub start: Option<Start<'a>>,
 }
 
 /// An item's rows before normalizing: output sums `o` (`[rows, head_dim]`), and each row's
-/// largest score `m` (base 2) and sum of weights `l`; two parts over disjoint keys merge into
-/// the part over both.
+/// largest score `m` (base 2) and sum of weights `l`.
 pub(super) struct Part {
     pub o: Vec<f32>,
     pub m: Vec<f32>,
     pub l: Vec<f32>,
+}
+
+/// A [`Part`] borrowed, as the state an item starts from.
+#[derive(Clone, Copy)]
+pub(super) struct Start<'a> {
+    pub o: &'a [f32],
+    pub m: &'a [f32],
+    pub l: &'a [f32],
 }
 
 /// One job in the kernels compiled for `isa` (one of [`Isa::available`]).
@@ -169,33 +182,43 @@ struct Item {
     keys: Keys,
     head: usize,
     at: Vec<(usize, usize)>,
+    /// Scores from the keys' rows (see [`Work::few`]).
+    few: bool,
+}
+
+/// Whether query `i` of a job of `queries` scores keys from their rows when the job runs
+/// alone: its tile of [`TILE`] positions has at most [`FEW_ROWS`] rows.
+fn few_alone(queries: usize, i: usize, group: usize) -> bool {
+    let tile = TILE.min(queries - i / TILE * TILE);
+    (tile * group).next_multiple_of(ROWS) <= FEW_ROWS
 }
 
 /// [`attend_many`] in the kernels compiled for `isa` (one of [`Isa::available`]).
 fn attend_many_with(jobs: &[Job], shared: &[Shared], isa: Isa) -> Vec<f32> {
-    let Some(first) = jobs.first() else {
+    let Some(first_job) = jobs.first() else {
         return Vec::new();
     };
-    let s0 = first.shape;
+    let s0 = first_job.shape;
     let (hd, heads, kvh) = (s0.head_dim, s0.heads, s0.kv_heads);
     let g = heads / kvh;
     assert!(
         jobs.iter()
             .all(
                 |j| (j.shape.head_dim, j.shape.heads, j.shape.kv_heads) == (hd, heads, kvh)
-                    && j.scale == first.scale
+                    && j.scale == first_job.scale
             ),
         "attention jobs of one pass share their head shape and scale"
     );
-    // The first key each job reads from its own rows: those before it its group reads.
+    // The first key each job reads from its own rows: the whole blocks its group reads.
     let mut from = vec![None; jobs.len()];
     for grp in shared {
-        for &j in &grp.members {
+        let len = grp.len / BLOCK * BLOCK;
+        for &j in grp.members.iter().filter(|_| len > 0) {
             assert!(
                 from[j].is_none() && jobs[j].shape.pos >= grp.len,
                 "a job is in one group, and its queries come after the shared keys"
             );
-            from[j] = Some(grp.len);
+            from[j] = Some(len);
         }
     }
     // The first output row of each job.
@@ -208,97 +231,138 @@ fn attend_many_with(jobs: &[Job], shared: &[Shared], isa: Isa) -> Vec<f32> {
         })
         .collect();
     let total = jobs.iter().map(|j| j.shape.queries).sum::<usize>();
-    let tiles = |at: Vec<(usize, usize)>, keys: Keys, items: &mut Vec<Item>| {
+    let tiles = |at: Vec<(usize, usize)>, keys: Keys, few: bool, items: &mut Vec<Item>| {
         for part in at.chunks(TILE) {
             items.extend((0..kvh).map(|head| Item {
                 keys,
                 head,
                 at: part.to_vec(),
+                few,
             }));
         }
     };
-    let mut items = Vec::new();
+    // Items of the first round: the shared keys, and the jobs outside any group.
+    let mut first = Vec::new();
+    // The second: each member over its own keys, from where the first left its rows.
+    let mut then = Vec::new();
     for (j, job) in jobs.iter().enumerate() {
-        tiles(
-            (0..job.shape.queries).map(|i| (j, i)).collect(),
-            Keys::Own(j),
-            &mut items,
-        );
-    }
-    for (k, grp) in shared.iter().enumerate() {
-        let at = grp
-            .members
-            .iter()
-            .flat_map(|&j| (0..jobs[j].shape.queries).map(move |i| (j, i)))
-            .collect();
-        tiles(at, Keys::Shared(k), &mut items);
-    }
-    let parts: Vec<Part> = items
-        .par_iter()
-        .map(|it| {
-            let mut q = Vec::with_capacity(it.at.len() * g * hd);
-            for &(j, i) in &it.at {
-                let at = (i * heads + it.head * g) * hd;
-                q.extend_from_slice(&jobs[j].q[at..at + g * hd]);
-            }
-            let (keys, values, stride, from, ends) = match it.keys {
-                Keys::Own(j) => {
-                    let (job, s) = (&jobs[j], jobs[j].shape);
-                    let ends = it.at.iter().map(|&(_, i)| s.pos + i + 1).collect();
-                    (job.keys, job.values, s.stride, from[j].unwrap_or(0), ends)
-                }
-                Keys::Shared(k) => {
-                    let grp = &shared[k];
-                    (
-                        grp.keys,
-                        grp.values,
-                        grp.stride,
-                        0,
-                        vec![grp.len; it.at.len()],
-                    )
-                }
-            };
-            let work = Work {
-                q: &q,
-                keys,
-                values,
-                base: it.head * stride,
-                from,
-                ends: &ends,
-                group: g,
-                head_dim: hd,
-                scale: first.scale,
-            };
-            item(&work, isa)
-        })
-        .collect();
-    // Each output row of each head: sums, largest score and weight, merged over its parts.
-    let mut out = vec![0f32; total * heads * hd];
-    let mut m = vec![f32::NEG_INFINITY; total * heads];
-    let mut l = vec![0f32; total * heads];
-    for (it, part) in items.iter().zip(&parts) {
-        for (r, o) in part.o.chunks_exact(hd).enumerate() {
-            let (j, i) = it.at[r / g];
-            let row = (starts[j] + i) * heads + it.head * g + r % g;
-            let (pm, pl) = (part.m[r], part.l[r]);
-            let dst = &mut out[row * hd..(row + 1) * hd];
-            if l[row] == 0.0 {
-                dst.copy_from_slice(o);
-                (m[row], l[row]) = (pm, pl);
-            } else if pl != 0.0 {
-                let mx = m[row].max(pm);
-                let (a, b) = (exp2(m[row] - mx), exp2(pm - mx));
-                for (x, y) in dst.iter_mut().zip(o) {
-                    *x = *x * a + y * b;
-                }
-                (m[row], l[row]) = (mx, l[row] * a + pl * b);
-            }
+        let q = job.shape.queries;
+        let items = if from[j].is_some() {
+            &mut then
+        } else {
+            &mut first
+        };
+        for t0 in (0..q).step_by(TILE) {
+            let at = (t0..q.min(t0 + TILE)).map(|i| (j, i)).collect();
+            tiles(at, Keys::Own(j), few_alone(q, t0, g), items);
         }
     }
-    for (o, l) in out.chunks_exact_mut(hd).zip(&l) {
+    for (k, grp) in shared.iter().enumerate().filter(|(_, s)| s.len >= BLOCK) {
+        // Each member's rows scored by the kernel they take alone.
+        for few in [true, false] {
+            let at = grp
+                .members
+                .iter()
+                .flat_map(|&j| (0..jobs[j].shape.queries).map(move |i| (j, i)))
+                .filter(|&(j, i)| few_alone(jobs[j].shape.queries, i, g) == few)
+                .collect();
+            tiles(at, Keys::Shared(k), few, &mut first);
+        }
+    }
+    // An item's row `r` in the outputs: `[Σ queries, heads]` rows of `hd`.
+    let row = |it: &Item, r: usize| {
+        let (j, i) = it.at[r / g];
+        (starts[j] + i) * heads + it.head * g + r % g
+    };
+    let run = |it: &Item, start: Option<&Gathered>| {
+        let mut q = Vec::with_capacity(it.at.len() * g * hd);
+        for &(j, i) in &it.at {
+            let at = (i * heads + it.head * g) * hd;
+            q.extend_from_slice(&jobs[j].q[at..at + g * hd]);
+        }
+        let (keys, values, stride, from, ends) = match it.keys {
+            Keys::Own(j) => {
+                let (job, s) = (&jobs[j], jobs[j].shape);
+                let ends = it.at.iter().map(|&(_, i)| s.pos + i + 1).collect();
+                (job.keys, job.values, s.stride, from[j].unwrap_or(0), ends)
+            }
+            Keys::Shared(k) => {
+                let grp = &shared[k];
+                let len = grp.len / BLOCK * BLOCK;
+                (grp.keys, grp.values, grp.stride, 0, vec![len; it.at.len()])
+            }
+        };
+        let work = Work {
+            q: &q,
+            keys,
+            values,
+            base: it.head * stride,
+            from,
+            ends: &ends,
+            group: g,
+            head_dim: hd,
+            scale: first_job.scale,
+            few: it.few,
+            start: start.map(|(o, m, l)| Start { o, m, l }),
+        };
+        item(&work, isa)
+    };
+    let mut acc = Acc {
+        o: vec![0f32; total * heads * hd],
+        m: vec![f32::NEG_INFINITY; total * heads],
+        l: vec![0f32; total * heads],
+        hd,
+    };
+    let rows = |it: &Item| -> Vec<usize> { (0..it.at.len() * g).map(|r| row(it, r)).collect() };
+    let parts: Vec<Part> = first.par_iter().map(|it| run(it, None)).collect();
+    for (it, part) in first.iter().zip(parts) {
+        acc.place(&rows(it), part);
+    }
+    let parts: Vec<Part> = then
+        .par_iter()
+        .map(|it| run(it, Some(&acc.gather(&rows(it)))))
+        .collect();
+    for (it, part) in then.iter().zip(parts) {
+        acc.place(&rows(it), part);
+    }
+    let Acc { mut o, l, .. } = acc;
+    for (o, l) in o.chunks_exact_mut(hd).zip(&l) {
         for x in o {
             *x /= l;
         }
     }
-    out
+    o
+}
+
+/// Some rows' sums (`[rows, hd]`), largest scores and weights.
+type Gathered = (Vec<f32>, Vec<f32>, Vec<f32>);
+
+/// Every output row's state: sums (`[rows, hd]`), largest score and weight.
+struct Acc {
+    o: Vec<f32>,
+    m: Vec<f32>,
+    l: Vec<f32>,
+    hd: usize,
+}
+
+impl Acc {
+    /// Sets `rows` to an item's part.
+    fn place(&mut self, rows: &[usize], part: Part) {
+        let hd = self.hd;
+        for (r, &at) in rows.iter().enumerate() {
+            self.o[at * hd..(at + 1) * hd].copy_from_slice(&part.o[r * hd..(r + 1) * hd]);
+            (self.m[at], self.l[at]) = (part.m[r], part.l[r]);
+        }
+    }
+
+    /// The state of `rows`, gathered: sums, largest scores, weights.
+    fn gather(&self, rows: &[usize]) -> Gathered {
+        let (mut o, mut m, mut l) = (vec![], vec![], vec![]);
+        for &at in rows {
+            o.extend_from_slice(&self.o[at * self.hd..(at + 1) * self.hd]);
+            m.push(self.m[at]);
+            l.push(self.l[at]);
+        }
+        (o, m, l)
+    }
 }

@@ -7,8 +7,8 @@ use candle_core::{CpuStorage, DType, Storage};
 use super::{KvCache, Origin};
 use crate::error::Result;
 
-/// Shared keys shorter than this are read by each sequence itself (too few to pay for the
-/// merge).
+/// Shared keys shorter than this are read by each sequence itself (attention reads whole
+/// blocks of 256 shared keys once; fewer are not worth a group).
 const MIN_SHARED: usize = 256;
 
 impl KvCache {

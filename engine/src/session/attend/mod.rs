@@ -116,6 +116,13 @@ pub(crate) struct Shared<'a> {
     pub members: Vec<usize>,
 }
 
+impl Shared<'_> {
+    /// The shared keys read once: their whole blocks (each member reads the rest).
+    fn read_once(&self) -> usize {
+        self.len / BLOCK * BLOCK
+    }
+}
+
 /// What one item computes: rows of queries (`group` query heads of one KV head at each of
 /// `ends.len()` positions, row `r` at position `r / group`) over keys `from..ends[r / group]`
 /// of one KV head (its rows starting at row `base` of `keys` and `values`).
@@ -212,7 +219,7 @@ fn attend_many_with(jobs: &[Job], shared: &[Shared], isa: Isa) -> Vec<f32> {
     // The first key each job reads from its own rows: the whole blocks its group reads.
     let mut from = vec![None; jobs.len()];
     for grp in shared {
-        let len = grp.len / BLOCK * BLOCK;
+        let len = grp.read_once();
         for &j in grp.members.iter().filter(|_| len > 0) {
             assert!(
                 from[j].is_none() && jobs[j].shape.pos >= grp.len,
@@ -257,7 +264,7 @@ fn attend_many_with(jobs: &[Job], shared: &[Shared], isa: Isa) -> Vec<f32> {
             tiles(at, Keys::Own(j), few_alone(q, t0, g), items);
         }
     }
-    for (k, grp) in shared.iter().enumerate().filter(|(_, s)| s.len >= BLOCK) {
+    for (k, grp) in shared.iter().enumerate().filter(|(_, s)| s.read_once() > 0) {
         // Each member's rows scored by the kernel they take alone.
         for few in [true, false] {
             let at = grp
@@ -288,7 +295,7 @@ fn attend_many_with(jobs: &[Job], shared: &[Shared], isa: Isa) -> Vec<f32> {
             }
             Keys::Shared(k) => {
                 let grp = &shared[k];
-                let len = grp.len / BLOCK * BLOCK;
+                let len = grp.read_once();
                 (grp.keys, grp.values, grp.stride, 0, vec![len; it.at.len()])
             }
         };

@@ -259,4 +259,31 @@ fn a_server_that_fails_is_named() {
         "{}",
         text(&o)
     );
+    // The KV budget is the built-in engine's: asked of a server, it is refused by name.
+    let (url, _) = serve(|path, _| match path.ends_with("/models") {
+        true => (
+            200,
+            json!({"object": "list", "data": [{"id": "m1", "object": "model"}]}),
+        ),
+        false => (500, json!({"error": "boom"})),
+    });
+    let o = lfm(&[
+        "eval",
+        "tool-calls",
+        "--limit",
+        "1",
+        "--backend",
+        &url,
+        "--kv-budget",
+        "1000",
+        "--results",
+        tmp.path().join("r.sqlite").to_str().unwrap(),
+        "--work",
+        tmp.path().join("w").to_str().unwrap(),
+    ]);
+    assert!(
+        !o.status.success() && text(&o).contains("--kv-budget 1000"),
+        "{}",
+        text(&o)
+    );
 }

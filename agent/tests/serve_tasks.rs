@@ -6,7 +6,7 @@
 mod common;
 
 use common::repo;
-use common::serve::{model_with, post, post_sse, start};
+use common::serve::{get, model_with, post, post_sse, start};
 
 use serde_json::{json, Value};
 
@@ -202,4 +202,49 @@ fn a_task_past_the_slots_is_answered_429_while_one_streams() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     assert!(ok, "the slot was never freed");
+}
+
+#[test]
+fn parallel_tasks_share_the_servers_batched_passes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let m = model_with(tmp.path(), 16384);
+    let cfg = config(tmp.path());
+    let s = start(
+        &m,
+        &[
+            "--tasks",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--parallel",
+            "2",
+        ],
+    );
+    let handles: Vec<_> = (0..2)
+        .map(|_| {
+            let url = s.url.clone();
+            std::thread::spawn(move || {
+                post(
+                    &url,
+                    "/v1/agent/tasks",
+                    &json!({"task": "triage", "input": ticket()}),
+                    None,
+                )
+            })
+        })
+        .collect();
+    for h in handles {
+        let (status, _, r) = h.join().unwrap();
+        assert_eq!(status, 200, "{r}");
+    }
+    // No chat completion was asked for: every pass the batcher made was a task's.
+    let (_, metrics) = get(&s.url, "/metrics");
+    let passes: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("lfm_batch_passes_total "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{metrics}"));
+    assert!(
+        passes > 0.0,
+        "the tasks' turns did not go through the batcher: {metrics}"
+    );
 }

@@ -348,8 +348,9 @@ fn triage_in_parallel_writes_what_one_at_a_time_writes() {
     ]);
     assert!(o.status.success(), "{}", text(&o));
     let tickets = repo().join("examples/tickets.jsonl");
-    let run = |parallel: &str| {
-        let out = tmp.path().join(format!("triaged-{parallel}.jsonl"));
+    let run = |parallel: &str, extra: &[&str]| {
+        let name = format!("{parallel}{}", extra.len());
+        let out = tmp.path().join(format!("triaged-{name}.jsonl"));
         let o = lfm(&[
             "triage",
             tickets.to_str().unwrap(),
@@ -363,7 +364,7 @@ fn triage_in_parallel_writes_what_one_at_a_time_writes() {
             tmp.path().join("ix").to_str().unwrap(),
             "--traces",
             tmp.path()
-                .join(format!("t-{parallel}.sqlite"))
+                .join(format!("t-{name}.sqlite"))
                 .to_str()
                 .unwrap(),
             "--think-budget",
@@ -376,7 +377,11 @@ fn triage_in_parallel_writes_what_one_at_a_time_writes() {
             "0",
             "--parallel",
             parallel,
-        ]);
+        ]
+        .iter()
+        .chain(extra)
+        .copied()
+        .collect::<Vec<_>>());
         assert!(o.status.success(), "{}", text(&o));
         let mut by_ticket: Vec<(String, Value)> = lines(&out)
             .into_iter()
@@ -397,7 +402,7 @@ fn triage_in_parallel_writes_what_one_at_a_time_writes() {
             "--json",
             "--traces",
             tmp.path()
-                .join(format!("t-{parallel}.sqlite"))
+                .join(format!("t-{name}.sqlite"))
                 .to_str()
                 .unwrap(),
         ]);
@@ -410,10 +415,18 @@ fn triage_in_parallel_writes_what_one_at_a_time_writes() {
             .sum();
         (by_ticket, text(&o), prefilled)
     };
-    let (one, _, prefilled_one) = run("1");
-    let (four, log, prefilled_four) = run("4");
+    let (one, _, prefilled_one) = run("1", &[]);
+    let (four, log, prefilled_four) = run("4", &[]);
     assert!(!one.is_empty(), "{log}");
     assert_eq!(one, four, "{log}");
+    // A budget given with one sequence at a time holds too (its turns go through a batcher
+    // of one), and changes no record.
+    let (budgeted, budget_log, _) = run("1", &["--kv-budget", "100000"]);
+    assert_eq!(one, budgeted, "{budget_log}");
+    assert!(
+        budget_log.contains("KV budget 100000 tokens"),
+        "{budget_log}"
+    );
     // The four slots fork one prefilled system turn: together they prefill no more than one
     // slot working through the tickets alone (which reuses its own).
     assert!(

@@ -488,3 +488,53 @@ fn holds_wait_in_line_and_can_be_cancelled() {
     let _small = b.hold(10, None).unwrap();
     drop(held);
 }
+
+/// A session's turn that does not fit waits while another session is in its turn, and gets
+/// its room when that turn ends: the ended session is parked, and evicted for it.
+#[test]
+fn a_turn_short_of_room_waits_for_a_running_turn_to_end() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let m = load("gguf/micro-q8_0.gguf");
+    let b = Batcher::new(BatchOptions {
+        max_batch: 4,
+        kv_budget: 64,
+        wait: Duration::from_millis(1),
+    })
+    .unwrap();
+    let session = |m: &Arc<Lfm2Model>| {
+        let kv = m.default_kv_dtype();
+        let s = Session::with_capacity(m.clone(), 64, kv, 0).unwrap();
+        BatchedSession::new(s, Some(b.clone())).unwrap()
+    };
+    let mut first = session(&m);
+    first.begin(48, None).unwrap();
+    first.prefill(&[1, 2, 3, 4, 5], 4).unwrap();
+    let ended = AtomicBool::new(false);
+    std::thread::scope(|sc| {
+        let waiter = sc.spawn(|| {
+            let mut second = session(&m);
+            second.begin(32, None).unwrap();
+            // Its room came only once the first turn had ended.
+            let after_end = ended.load(Ordering::SeqCst);
+            let logits = second.prefill(&[6, 7, 8], 4).unwrap();
+            second.end();
+            (after_end, logits.len())
+        });
+        until_waiting(&b, 1);
+        ended.store(true, Ordering::SeqCst);
+        first.end();
+        let (after_end, n) = waiter.join().unwrap();
+        assert!(
+            after_end,
+            "the second turn began while the first held the room"
+        );
+        assert_eq!(n, m.config().vocab_size);
+    });
+    let used = b.budget_use();
+    assert_eq!(used.evictions, 1, "{used:?}");
+    assert!(used.peak <= 64, "{used:?}");
+    // The first session was evicted while parked: its next turn starts from nothing.
+    first.begin(8, None).unwrap();
+    assert!(first.tokens().is_empty());
+    first.end();
+}

@@ -822,7 +822,11 @@ impl EngineBackend {
                         break;
                     }
                     d.push(t)?;
-                    let body = tok.decode(&d.out[from..]).unwrap_or_default();
+                    // Only the end of the text can hold the marker, and a token decodes to
+                    // at least one byte: twice its length in tokens is ample (decoding the
+                    // whole turn at every token was quadratic).
+                    let tail = d.out.len().saturating_sub(2 * CALL_START.len()).max(from);
+                    let body = tok.decode(&d.out[tail..]).unwrap_or_default();
                     if !req.tools.is_empty()
                         && (d.out.ends_with(&call_start) || body.ends_with(CALL_START))
                     {

@@ -467,7 +467,7 @@ impl Agent {
     /// own, over the agent's models with their passes batched (one batcher per model), or
     /// clients of its server. Call it before any run is in flight.
     pub fn set_parallel(&mut self, p: &Parallel) -> Result<()> {
-        if p.n == 1 {
+        if p.n == 1 && p.batcher().is_none() {
             return Ok(());
         }
         let writer_batcher = match &self.source {

@@ -20,7 +20,8 @@ pub struct ParallelArgs {
     /// Tokens of KV the parallel sequences may hold together (default: parallel × context).
     /// Each turn holds room for its prompt and most new tokens; between turns a sequence's
     /// KV is kept while there is room (an idle one is dropped for a turn that needs it); a
-    /// turn that does not fit waits, one larger is refused.
+    /// turn that does not fit waits, one larger is refused. It holds with `--parallel 1`
+    /// too. The budget is per model: a `--writer` model's sequences get one of their own.
     #[arg(long, value_name = "TOKENS")]
     pub kv_budget: Option<usize>,
 }
@@ -35,6 +36,9 @@ pub const BATCHED_PREFILL_CHUNK: usize = 256;
 pub struct Parallel {
     pub n: usize,
     pub kv_budget: usize,
+    /// `--kv-budget` was given: sequences go through a batcher even one at a time, so that
+    /// the budget holds.
+    budget_given: bool,
     batcher: Option<Batcher>,
     /// Bytes of KV per token of the model (for the figures).
     kv_token_bytes: usize,
@@ -125,6 +129,7 @@ impl ParallelArgs {
         let mut p = Parallel {
             n,
             kv_budget,
+            budget_given: self.kv_budget.is_some(),
             batcher: None,
             kv_token_bytes: kv_bytes_per_token(model),
         };
@@ -134,6 +139,12 @@ impl ParallelArgs {
 
     /// For a server backend: that many requests in flight (1 unless given); no batcher.
     pub fn resolve_remote(&self) -> Result<Parallel> {
+        if let Some(b) = self.kv_budget {
+            anyhow::bail!(
+                "--kv-budget {b}: the server behind --backend keeps its own KV; the budget is \
+                 for the built-in engine"
+            );
+        }
         let n = match self.parallel {
             Some(0) => anyhow::bail!("--parallel 0: need at least one sequence"),
             Some(n) => n,
@@ -142,6 +153,7 @@ impl ParallelArgs {
         Ok(Parallel {
             n,
             kv_budget: usize::MAX,
+            budget_given: false,
             batcher: None,
             kv_token_bytes: 0,
         })
@@ -161,9 +173,10 @@ impl Parallel {
             .collect()
     }
 
-    /// A new batcher with these settings (for a second model), when sequences share passes.
+    /// A new batcher with these settings (for a second model), when sequences share passes
+    /// or a KV budget was given.
     pub fn another_batcher(&self) -> Result<Option<Batcher>> {
-        if self.n < 2 || self.kv_budget == usize::MAX {
+        if (self.n < 2 && !self.budget_given) || self.kv_budget == usize::MAX {
             return Ok(None);
         }
         Ok(Some(
@@ -201,9 +214,10 @@ impl Parallel {
 
     /// For the startup line.
     pub fn describe(&self) -> String {
-        match self.n {
-            1 => "1 sequence at a time".to_string(),
-            n => format!("{n} sequences batched, KV budget {} tokens", self.kv_budget),
+        match (self.n, &self.batcher) {
+            (1, None) => "1 sequence at a time".to_string(),
+            (1, Some(_)) => format!("1 sequence at a time, KV budget {} tokens", self.kv_budget),
+            (n, _) => format!("{n} sequences batched, KV budget {} tokens", self.kv_budget),
         }
     }
 }

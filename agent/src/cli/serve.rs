@@ -120,8 +120,13 @@ pub fn run(a: ServeArgs) -> Result<()> {
         } else {
             a.docs.clone()
         };
-        let agent = Agent::build_loaded(config, &docs, Some(model.clone()))
+        let mut agent = Agent::build_loaded(config, &docs, Some(model.clone()))
             .context("--tasks: building the agent")?;
+        // Tasks run `--parallel` at a time, their turns in the chat completions' passes and
+        // KV budget (the same batcher).
+        agent
+            .set_parallel(&parallel)
+            .context("--tasks: --parallel")?;
         Some(Arc::new(AgentTasks::new(agent)?))
     } else {
         None

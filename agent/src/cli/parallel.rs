@@ -197,8 +197,10 @@ impl Parallel {
             let mib = |tokens: usize| (tokens * self.kv_token_bytes) as f64 / (1 << 20) as f64;
             let peak = lfm_engine::session::kv_memory().peak as f64 / (1 << 20) as f64;
             println!(
-                "parallel {}: {passes} shared forward passes, {per_pass:.2} sequences per pass",
-                self.n
+                "parallel {}: {passes} shared forward passes, {per_pass:.2} sequences per pass, \
+                 {:.1} s in them",
+                self.n,
+                b.pass_time().as_secs_f64()
             );
             println!(
                 "KV budget {} tokens ({:.1} MiB): at most {} tokens ({:.1} MiB) held, {} idle \

@@ -16,7 +16,7 @@
 //! decoding for longer than one chunk. Sessions that share a prefix (a task's system turn)
 //! fork one prefilled state of it ([`SharedPrefixes`]).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -63,6 +63,8 @@ struct Shared {
     passes: AtomicUsize,
     rows: AtomicUsize,
     largest: AtomicUsize,
+    /// Nanoseconds spent in passes (the rest of the batcher's time it waits for chunks).
+    busy_ns: AtomicU64,
 }
 
 /// The shared forward pass. Cheap to clone; its thread ends when the last clone is dropped.
@@ -100,6 +102,7 @@ impl Batcher {
             passes: AtomicUsize::new(0),
             rows: AtomicUsize::new(0),
             largest: AtomicUsize::new(0),
+            busy_ns: AtomicU64::new(0),
         });
         let (tx, rx) = mpsc::channel::<Request>();
         let opts = Arc::new(opts);
@@ -162,6 +165,12 @@ impl Batcher {
     pub fn largest_pass(&self) -> usize {
         self.shared.largest.load(Ordering::Relaxed)
     }
+
+    /// Time spent in passes so far (between them, the batcher waits for the sequences'
+    /// next chunks: sampling, grammar masks, tools, new requests).
+    pub fn pass_time(&self) -> Duration {
+        Duration::from_nanos(self.shared.busy_ns.load(Ordering::Relaxed))
+    }
 }
 
 fn stopped() -> Error {
@@ -194,9 +203,12 @@ fn run(rx: mpsc::Receiver<Request>, shared: &Shared, opts: &BatchOptions) {
         shared.largest.fetch_max(batch.len(), Ordering::Relaxed);
         // A panic inside a pass loses that pass's sessions (their owners start fresh ones,
         // see `BatchedSession`), not the batcher: the other sequences go on.
+        let t = Instant::now();
         if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| pass(batch))).is_err() {
             tracing::error!("a batched forward pass panicked; its sequences were reset");
         }
+        let ns = u64::try_from(t.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        shared.busy_ns.fetch_add(ns, Ordering::Relaxed);
     }
 }
 

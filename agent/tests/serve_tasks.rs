@@ -247,4 +247,10 @@ fn parallel_tasks_share_the_servers_batched_passes() {
         passes > 0.0,
         "the tasks' turns did not go through the batcher: {metrics}"
     );
+    let secs: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("lfm_batch_pass_seconds_total "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{metrics}"));
+    assert!(secs > 0.0, "{metrics}");
 }

@@ -397,7 +397,10 @@ fn threads_sharing_a_batcher_get_what_they_get_alone() {
     assert_eq!(alone, shared);
     let (passes, per_pass) = b.stats();
     assert!(per_pass > 1.5, "{passes} passes, {per_pass} per pass");
-    assert!(b.pass_time() > Duration::ZERO, "the passes' time is counted");
+    assert!(
+        b.pass_time() > Duration::ZERO,
+        "the passes' time is counted"
+    );
 
     // The KV budget: more than all of it is refused; a hold that does not fit waits for
     // room (the parked sessions were dropped with their owners).

@@ -136,6 +136,14 @@ impl Metrics {
                 passes as f64,
             ),
             (
+                "lfm_batch_pass_seconds_total",
+                "counter",
+                "Seconds spent in shared forward passes (between them the batcher waits for chunks).",
+                self.batcher
+                    .as_ref()
+                    .map_or(0.0, |b| b.pass_time().as_secs_f64()),
+            ),
+            (
                 "lfm_batch_sequences_per_pass",
                 "gauge",
                 "Mean sequences per shared pass, since start.",

@@ -328,6 +328,29 @@ fn a_schema_the_engine_cannot_enforce_stops_the_pipeline_before_any_token() {
         "{}",
         text(&o)
     );
+
+    // No sequence at a time is refused by name.
+    let o = lfm(&[
+        "triage",
+        repo().join("examples/tickets.jsonl").to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--docs",
+        repo().join("examples/docs").to_str().unwrap(),
+        "--model",
+        model.to_str().unwrap(),
+        "--traces",
+        tmp.path().join("t.sqlite").to_str().unwrap(),
+        "--index",
+        tmp.path().join("ix").to_str().unwrap(),
+        "--parallel",
+        "0",
+    ]);
+    assert!(
+        !o.status.success() && text(&o).contains("--parallel 0: need at least one sequence"),
+        "{}",
+        text(&o)
+    );
 }
 
 #[test]

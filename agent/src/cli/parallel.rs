@@ -114,13 +114,18 @@ fn default_parallel(model: &LoadedModel, context: usize) -> usize {
 }
 
 impl ParallelArgs {
+    /// `--parallel`, or `default()` when it is not given; 0 is refused.
+    fn count(&self, default: impl FnOnce() -> usize) -> Result<usize> {
+        match self.parallel {
+            Some(0) => anyhow::bail!("--parallel 0: need at least one sequence"),
+            Some(n) => Ok(n),
+            None => Ok(default()),
+        }
+    }
+
     /// Resolves the flags for `model` at `context` tokens per sequence.
     pub fn resolve(&self, model: &LoadedModel, context: usize) -> Result<Parallel> {
-        let n = match self.parallel {
-            Some(0) => anyhow::bail!("--parallel 0: need at least one sequence"),
-            Some(n) => n,
-            None => default_parallel(model, context),
-        };
+        let n = self.count(|| default_parallel(model, context))?;
         let kv_budget = match self.kv_budget {
             Some(0) => anyhow::bail!("--kv-budget 0: need at least one token"),
             Some(b) => b,
@@ -145,11 +150,7 @@ impl ParallelArgs {
                  for the built-in engine"
             );
         }
-        let n = match self.parallel {
-            Some(0) => anyhow::bail!("--parallel 0: need at least one sequence"),
-            Some(n) => n,
-            None => 1,
-        };
+        let n = self.count(|| 1)?;
         Ok(Parallel {
             n,
             kv_budget: usize::MAX,

@@ -8,7 +8,7 @@
 //! KV while this one measures.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
 use lfm_engine::batch::{BatchOptions, BatchedSession, Batcher};
@@ -41,11 +41,16 @@ fn user(c: u32, turn: usize, vocab: u32) -> Vec<u32> {
 /// Runs a conversation on `s`: each turn holds room for the whole conversation so far plus
 /// its new tokens, goes on from the previous turn's state when that is still there (else
 /// prefills the conversation again), and decodes greedily. Returns the generated tokens.
-fn converse(s: &mut BatchedSession, c: u32, vocab: u32) -> Vec<u32> {
+/// With `together`, every conversation begins each turn at once (so that, from the second
+/// turn on, the first to begin finds the others parked and must evict one).
+fn converse(s: &mut BatchedSession, c: u32, vocab: u32, together: Option<&Barrier>) -> Vec<u32> {
     let mut convo: Vec<u32> = Vec::new();
     let mut point: Option<Snapshot> = None;
     let mut generated = Vec::new();
     for turn in 0..TURNS {
+        if let Some(b) = together {
+            b.wait();
+        }
         convo.extend(user(c, turn, vocab));
         s.begin(convo.len() + NEW_TOKENS, None).unwrap();
         let start = match &point {
@@ -82,7 +87,7 @@ fn resident_kv_stays_within_the_budget() {
     let alone: Vec<Vec<u32>> = (0..conversations)
         .map(|c| {
             let s = Session::new(m.clone(), CONTEXT).unwrap();
-            converse(&mut BatchedSession::new(s, None).unwrap(), c, vocab)
+            converse(&mut BatchedSession::new(s, None).unwrap(), c, vocab, None)
         })
         .collect();
 
@@ -102,15 +107,16 @@ fn resident_kv_stays_within_the_budget() {
     .unwrap();
     let before = kv_memory();
     reset_kv_peak();
+    let together = Barrier::new(conversations as usize);
     let batched: Vec<Vec<u32>> = std::thread::scope(|sc| {
         let hs: Vec<_> = (0..conversations)
             .map(|c| {
-                let (m, b) = (m.clone(), b.clone());
+                let (m, b, together) = (m.clone(), b.clone(), &together);
                 sc.spawn(move || {
                     let kv = m.default_kv_dtype();
                     let s = Session::with_capacity(m, CONTEXT, kv, 0).unwrap();
                     let mut s = BatchedSession::new(s, Some(b)).unwrap();
-                    converse(&mut s, c, vocab)
+                    converse(&mut s, c, vocab, Some(together))
                 })
             })
             .collect();

@@ -286,19 +286,28 @@ fn a_schema_the_engine_cannot_enforce_stops_the_pipeline_before_any_token() {
     )
     .unwrap();
     let out = tmp.path().join("o.jsonl");
-    let o = lfm(&[
-        "triage",
-        repo().join("examples/tickets.jsonl").to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
+    let traces = tmp.path().join("t.sqlite");
+    let tickets = repo().join("examples/tickets.jsonl");
+    // `triage` of the example tickets into `out`, over `model`, and `extra`.
+    let triage = |extra: &[&str]| {
+        let base = [
+            "triage",
+            tickets.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--model",
+            model.to_str().unwrap(),
+            "--traces",
+            traces.to_str().unwrap(),
+        ];
+        lfm(&base.iter().chain(extra).copied().collect::<Vec<_>>())
+    };
+    let docs = repo().join("examples/docs");
+    let o = triage(&[
         "--schema",
         schema.to_str().unwrap(),
         "--docs",
-        repo().join("examples/docs").to_str().unwrap(),
-        "--model",
-        model.to_str().unwrap(),
-        "--traces",
-        tmp.path().join("t.sqlite").to_str().unwrap(),
+        docs.to_str().unwrap(),
         "--index",
         tmp.path().join("none").to_str().unwrap(),
     ]);
@@ -311,18 +320,7 @@ fn a_schema_the_engine_cannot_enforce_stops_the_pipeline_before_any_token() {
     assert!(lines(&out).is_empty());
 
     // Without docs, a task whose tools need the index says how to give it one.
-    let o = lfm(&[
-        "triage",
-        repo().join("examples/tickets.jsonl").to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--model",
-        model.to_str().unwrap(),
-        "--traces",
-        tmp.path().join("t.sqlite").to_str().unwrap(),
-        "--index",
-        tmp.path().join("no-index").to_str().unwrap(),
-    ]);
+    let o = triage(&["--index", tmp.path().join("no-index").to_str().unwrap()]);
     assert!(
         text(&o).contains("needs a docs index: pass --docs DIR"),
         "{}",
@@ -330,17 +328,9 @@ fn a_schema_the_engine_cannot_enforce_stops_the_pipeline_before_any_token() {
     );
 
     // No sequence at a time is refused by name.
-    let o = lfm(&[
-        "triage",
-        repo().join("examples/tickets.jsonl").to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
+    let o = triage(&[
         "--docs",
-        repo().join("examples/docs").to_str().unwrap(),
-        "--model",
-        model.to_str().unwrap(),
-        "--traces",
-        tmp.path().join("t.sqlite").to_str().unwrap(),
+        docs.to_str().unwrap(),
         "--index",
         tmp.path().join("ix").to_str().unwrap(),
         "--parallel",

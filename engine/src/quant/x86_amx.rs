@@ -31,6 +31,10 @@ pub(super) const MIN_TOKENS: usize = 32;
 /// most one less than the result tiles of [`TileConfig`], so that a block's result tile is
 /// one whose dots were already finished.
 const AHEAD: usize = 3;
+const _: () = assert!(
+    AHEAD < 4,
+    "a block must not take a result tile whose dots are unread"
+);
 
 /// The buffers of dots in flight.
 const RING: usize = AHEAD + 1;

@@ -27,14 +27,8 @@ use super::GgmlType;
 pub(super) const MIN_TOKENS: usize = 32;
 
 /// How many blocks the tile products run ahead of the finishing of their dots: far enough that
-/// a block's dots are in memory (its tile store retired) before they are read back, and at
-/// most one less than the result tiles of [`TileConfig`], so that a block's result tile is
-/// one whose dots were already finished.
-const AHEAD: usize = 3;
-const _: () = assert!(
-    AHEAD < 4,
-    "a block must not take a result tile whose dots are unread"
-);
+/// a block's dots are in memory (its tile store retired) before they are read back.
+const AHEAD: usize = 2;
 
 /// The buffers of dots in flight.
 const RING: usize = AHEAD + 1;
@@ -160,11 +154,9 @@ impl TileActs {
     }
 }
 
-/// The tile configuration for runs of `tokens` tokens: two pairs of input tiles (0, 1 and 2, 3:
-/// activations `tokens` × 32 bytes, weights 8 × 64 bytes) and four result tiles (4..8: dots
-/// `tokens` × 16 i32). Blocks take the pairs in turn and the result tiles in a ring of four:
-/// tiles are not renamed, so a block's products wait until the instructions that last read
-/// their tiles are done, and a result tile is read by the store of its dots.
+/// The tile configuration for runs of `tokens` tokens: tiles 0..3 and 3..6 are two sets
+/// (activations `tokens` × 32 bytes, weights 8 × 64 bytes, dots `tokens` × 16 i32), used by
+/// alternate blocks so that one block's products need not wait for the last one's store.
 #[repr(C, align(64))]
 struct TileConfig([u8; 64]);
 
@@ -172,11 +164,15 @@ impl TileConfig {
     fn new(tokens: usize) -> TileConfig {
         let mut c = [0u8; 64];
         c[0] = 1; // palette 1
-        let inputs = [(0, tokens, 32u16), (1, 8, 64), (2, tokens, 32), (3, 8, 64)];
-        let results = (4..8).map(|tile| (tile, tokens, 64));
-        for (tile, rows, bytes) in inputs.into_iter().chain(results) {
-            c[16 + 2 * tile..18 + 2 * tile].copy_from_slice(&bytes.to_le_bytes());
-            c[48 + tile] = rows as u8;
+        for set in [0, 3] {
+            for (tile, rows, bytes) in [
+                (set, tokens, 32u16),
+                (set + 1, 8, 64),
+                (set + 2, tokens, 64),
+            ] {
+                c[16 + 2 * tile..18 + 2 * tile].copy_from_slice(&bytes.to_le_bytes());
+                c[48 + tile] = rows as u8;
+            }
         }
         TileConfig(c)
     }
@@ -307,11 +303,10 @@ unsafe fn tile_dot<const Q8: bool, const NT: usize>(
         for line in 0..std::mem::size_of::<TileBlock>() / 64 {
             _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(64 * line) as *const i8);
         }
-        match k % 4 {
-            0 => block_tile!("tmm0", "tmm1", "tmm4", x, w, c),
-            1 => block_tile!("tmm2", "tmm3", "tmm5", x, w, c),
-            2 => block_tile!("tmm0", "tmm1", "tmm6", x, w, c),
-            _ => block_tile!("tmm2", "tmm3", "tmm7", x, w, c),
+        if k & 1 == 0 {
+            block_tile!("tmm0", "tmm1", "tmm2", x, w, c);
+        } else {
+            block_tile!("tmm3", "tmm4", "tmm5", x, w, c);
         }
     };
     for k in 0..AHEAD.min(nblocks) {

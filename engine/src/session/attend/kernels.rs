@@ -1,6 +1,8 @@
 //! The work of one item (a KV head and a query tile): online softmax over key blocks, with
 //! register-blocked products in the CPU's vectors.
 
+use half::slice::HalfFloatSliceExt;
+
 use super::simd::{Scalar, Vector};
 use super::{Part, Rows, Work, BLOCK, COLS, LANE, ROWS};
 
@@ -77,13 +79,14 @@ unsafe fn item_in<V: Vector, const NS: usize, const NA: usize>(work: &Work) -> P
         q,
         keys,
         values,
-        base,
+        head,
+        kv_heads,
+        stride,
         from,
         ends,
         group: g,
         head_dim: hd,
         scale,
-        few,
         start,
     } = *work;
     let hdp = hd.next_multiple_of(LANE);
@@ -111,54 +114,24 @@ unsafe fn item_in<V: Vector, const NS: usize, const NA: usize>(work: &Work) -> P
         m.copy_from_slice(st.m);
         l.copy_from_slice(st.l);
     }
-    // `few`: the keys' rows are scored directly (a decoded token's heads); otherwise the rows
-    // share one transposed copy of each block.
-    let mut kt = vec![0f32; if few { 0 } else { hdp * BLOCK }]; // the block's keys, transposed
-    let mut kr = vec![0f32; BLOCK * hdp]; // the block's keys as stored rows
+    let mut kt = vec![0f32; hdp * BLOCK]; // the block's keys: [hdp, BLOCK]
     let mut vb = vec![0f32; BLOCK * hdp]; // the block's values: [BLOCK, hdp]
     let mut sc = vec![0f32; rows_p * BLOCK];
     let end = ends.iter().copied().max().unwrap_or(from); // keys the last row sees
+    assert!(
+        from.is_multiple_of(BLOCK),
+        "items start at a block of the cache's keys"
+    );
     for k0 in (from..end).step_by(BLOCK) {
         let kb = BLOCK.min(end - k0);
         let cols = kb.next_multiple_of(COLS);
-        // SAFETY (the three calls): the CPU has `V`'s instruction set (this function's
+        // SAFETY (the four calls): the CPU has `V`'s instruction set (this function's
         // contract).
-        unsafe { widen::<V>(keys, base + k0, kb, (hd, hdp), &mut kr) };
-        unsafe { widen::<V>(values, base + k0, kb, (hd, hdp), &mut vb) };
+        let block = (k0 / BLOCK * kv_heads + head) * hd * BLOCK;
+        unsafe { widen_keys::<V>(keys, block, kb, hd, &mut kt) };
+        unsafe { widen::<V>(values, head * stride + k0, kb, (hd, hdp), &mut vb) };
         vb[kb * hdp..].fill(0.0);
-        if few {
-            // The keys' rows are read as they are: no transposed copy.
-            unsafe { scores_few::<V>(&qt, &kr, &mut sc, rows_p, hdp, cols) };
-        } else {
-            // Whole squares of `W` keys by `W` lanes in vector shuffles, the rest (a last
-            // block's tail) 16 keys at a time: each row of `kt` gets a run, not one value.
-            let whole = kb / V::W * V::W;
-            assert!(hdp.is_multiple_of(V::W) && kr.len() >= kb * hdp && kt.len() >= hdp * BLOCK);
-            for c0 in (0..whole).step_by(V::W) {
-                for d0 in (0..hdp).step_by(V::W) {
-                    // SAFETY: rows c0..c0 + W of `kr` and d0..d0 + W of `kt` are in bounds
-                    // (the assert above); the instruction set is this function's contract.
-                    unsafe {
-                        V::transpose(
-                            kr.as_ptr().add(c0 * hdp + d0),
-                            hdp,
-                            kt.as_mut_ptr().add(d0 * BLOCK + c0),
-                            BLOCK,
-                        )
-                    };
-                }
-            }
-            for c0 in (whole..kb).step_by(LANE) {
-                let n = LANE.min(kb - c0);
-                for d in 0..hdp {
-                    let dst = &mut kt[d * BLOCK + c0..d * BLOCK + c0 + n];
-                    for (c, x) in dst.iter_mut().enumerate() {
-                        *x = kr[(c0 + c) * hdp + d];
-                    }
-                }
-            }
-            unsafe { scores::<V, NS>(&qt, &kt, &mut sc, rows_p, hdp, cols) };
-        }
+        unsafe { scores::<V, NS>(&qt, &kt, &mut sc, rows_p, hdp, cols) };
         for r in 0..rows {
             // Keys this row may see in the block.
             let live = ends[r / g].saturating_sub(k0).min(kb);
@@ -221,43 +194,33 @@ unsafe fn scores<V: Vector, const NS: usize>(
     }
 }
 
-/// [`scores`] from the keys as stored rows (`kr`, `[BLOCK, hdp]`): each row's products with
-/// `W` keys are summed across lanes together ([`Vector::sums`]), which costs less than
-/// transposing the block when there are only a few rows to share it (and is what a decoded
-/// row of a shared prefix's item takes, as it does alone).
+/// Widens the first `n` keys of a transposed block (`[hd, BLOCK]` at `from[at..]`) into the
+/// rows of `kt` (`[hdp, BLOCK]`), and zeroes each row's columns from `n` to the next multiple
+/// of [`COLS`] (scored, then masked).
 ///
 /// # Safety
 /// The CPU has `V`'s instruction set.
 #[inline(always)]
-unsafe fn scores_few<V: Vector>(
-    qt: &[f32],
-    kr: &[f32],
-    sc: &mut [f32],
-    rows: usize,
-    hdp: usize,
-    cols: usize,
-) {
-    assert!(cols.is_multiple_of(V::W) && hdp.is_multiple_of(V::W) && cols <= BLOCK);
-    assert!(qt.len() >= rows * hdp && kr.len() >= BLOCK * hdp && sc.len() >= rows * BLOCK);
-    assert!(V::W <= LANE);
-    let (qp, kp, sp) = (qt.as_ptr(), kr.as_ptr(), sc.as_mut_ptr());
-    // Keys outer, rows inner: `W` keys stay in L1 while every row reads them (a shared
-    // prefix's item stacks many decoded rows).
-    for c0 in (0..cols).step_by(V::W) {
-        for r in 0..rows {
-            // SAFETY: the asserts above bound every offset; the instruction set is the
-            // caller's guarantee.
-            unsafe {
-                let mut parts = [V::zero(); LANE];
-                for d in (0..hdp).step_by(V::W) {
-                    let qv = V::load(qp.add(r * hdp + d));
-                    for (j, a) in parts.iter_mut().take(V::W).enumerate() {
-                        *a = V::fma(qv, V::load(kp.add((c0 + j) * hdp + d)), *a);
-                    }
+unsafe fn widen_keys<V: Vector>(from: Rows, at: usize, n: usize, hd: usize, kt: &mut [f32]) {
+    let cols = n.next_multiple_of(COLS);
+    assert!(cols <= BLOCK && kt.len() >= hd * BLOCK);
+    let whole = n / V::W * V::W;
+    for d in 0..hd {
+        let out = &mut kt[d * BLOCK..d * BLOCK + cols];
+        let src = at + d * BLOCK;
+        match from {
+            Rows::F16(x) => {
+                let x = &x[src..src + n];
+                for c in (0..whole).step_by(V::W) {
+                    // SAFETY: `x` holds `n` halves and `out` at least `n` floats, `c + W <= n`;
+                    // the instruction set is the caller's guarantee.
+                    unsafe { V::load_f16(x.as_ptr().add(c)).store(out.as_mut_ptr().add(c)) };
                 }
-                V::sums(&parts[..V::W]).store(sp.add(r * BLOCK + c0));
+                x[whole..].convert_to_f32_slice(&mut out[whole..n]);
             }
+            Rows::F32(x) => out[..n].copy_from_slice(&x[src..src + n]),
         }
+        out[n..].fill(0.0);
     }
 }
 

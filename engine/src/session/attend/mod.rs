@@ -8,11 +8,11 @@
 //! larger than a block is ever written: no f32 copy of the cache, no `T x S` score matrix, so
 //! the working set of an item stays in the core's L2 cache at any context length.
 //!
-//! The scores of many rows (a prefill tile) take the block's keys transposed, so that each
-//! product is a vector of keys times one query value; a few rows (a decoded token: `g` heads)
-//! take the keys' rows as they are and sum each product across lanes, sixteen keys at a time,
-//! since transposing a block costs more than their products. Decoding is then bound by reading
-//! the cache.
+//! The cache holds each block of keys transposed (`[blocks, kv_heads, head_dim, BLOCK]`, see
+//! the KV cache), so a block's keys are widened from one contiguous run as `head_dim` rows of
+//! positions, and each score product is a vector of keys times one query value: the same
+//! register-blocked kernel for a decoded token's `g` rows as for a prefill tile's, with no
+//! shuffles and no sums across lanes.
 //!
 //! Sequences forked from one prefix hold its keys alike; a batched pass reads them once
 //! ([`Shared`]): items over the shared keys (whole blocks of them) stack the query rows of
@@ -39,20 +39,17 @@ mod tests;
 
 /// Query positions per work item.
 const TILE: usize = 32;
-/// Keys per block.
-const BLOCK: usize = 256;
+/// Keys per block (also the block of the KV cache's key layout).
+pub(crate) const BLOCK: usize = 256;
 /// Score columns are computed in multiples of this (two vectors of the widest kind).
 const COLS: usize = 32;
 /// Query rows computed together.
 const ROWS: usize = 4;
 /// Lanes of the padded head dimension.
 const LANE: usize = 16;
-/// Query rows (query heads of a tile, padded to [`ROWS`]) up to which a job's item scores keys
-/// from their stored rows rather than from a transposed copy of each block (decoding: one
-/// position's `g` heads).
-const FEW_ROWS: usize = 16;
 
-/// Keys or values of every KV head, `[kv_heads, stride, head_dim]`, in their stored dtype.
+/// Keys of every KV head in transposed blocks (`[stride / BLOCK (rounded up), kv_heads,
+/// head_dim, BLOCK]`), or values (`[kv_heads, stride, head_dim]`), in their stored dtype.
 #[derive(Clone, Copy)]
 pub(crate) enum Rows<'a> {
     F16(&'a [f16]),
@@ -80,7 +77,8 @@ pub(crate) struct Shape {
     /// Key/value heads (`heads` is a multiple).
     pub kv_heads: usize,
     pub head_dim: usize,
-    /// Rows between one KV head and the next in the cache buffers.
+    /// Positions the cache buffers hold per KV head (the value rows from one head to the
+    /// next).
     pub stride: usize,
     /// Queries, at positions `pos..pos + queries`; the cache holds keys `0..pos + queries`.
     pub queries: usize,
@@ -108,7 +106,7 @@ pub(crate) struct Shared<'a> {
     /// Rows of one member's cache (any member: they are the same bits).
     pub keys: Rows<'a>,
     pub values: Rows<'a>,
-    /// Rows between one KV head and the next in those buffers.
+    /// Positions those buffers hold per KV head.
     pub stride: usize,
     pub len: usize,
     /// The jobs it serves (indices into the jobs of the call): each reads its own rows from
@@ -125,22 +123,22 @@ impl Shared<'_> {
 
 /// What one item computes: rows of queries (`group` query heads of one KV head at each of
 /// `ends.len()` positions, row `r` at position `r / group`) over keys `from..ends[r / group]`
-/// of one KV head (its rows starting at row `base` of `keys` and `values`).
+/// of KV head `head` (buffers of `stride` positions per head, [`Rows`]).
 #[derive(Clone, Copy)]
 pub(super) struct Work<'a> {
     /// `[rows, head_dim]`, gathered from the jobs.
     pub q: &'a [f32],
     pub keys: Rows<'a>,
     pub values: Rows<'a>,
-    pub base: usize,
+    pub head: usize,
+    pub kv_heads: usize,
+    pub stride: usize,
     pub from: usize,
     /// The keys each position sees end before this one.
     pub ends: &'a [usize],
     pub group: usize,
     pub head_dim: usize,
     pub scale: f32,
-    /// Whether the keys' rows are scored as they are (see [`FEW_ROWS`]), not transposed.
-    pub few: bool,
     /// The rows' state after the keys before `from`, when another item read those.
     pub start: Option<Start<'a>>,
 }
@@ -189,15 +187,6 @@ struct Item {
     keys: Keys,
     head: usize,
     at: Vec<(usize, usize)>,
-    /// Scores from the keys' rows (see [`Work::few`]).
-    few: bool,
-}
-
-/// Whether query `i` of a job of `queries` scores keys from their rows when the job runs
-/// alone: its tile of [`TILE`] positions has at most [`FEW_ROWS`] rows.
-fn few_alone(queries: usize, i: usize, group: usize) -> bool {
-    let tile = TILE.min(queries - i / TILE * TILE);
-    (tile * group).next_multiple_of(ROWS) <= FEW_ROWS
 }
 
 /// [`attend_many`] in the kernels compiled for `isa` (one of [`Isa::available`]).
@@ -238,13 +227,12 @@ fn attend_many_with(jobs: &[Job], shared: &[Shared], isa: Isa) -> Vec<f32> {
         })
         .collect();
     let total = jobs.iter().map(|j| j.shape.queries).sum::<usize>();
-    let tiles = |at: Vec<(usize, usize)>, keys: Keys, few: bool, items: &mut Vec<Item>| {
+    let tiles = |at: Vec<(usize, usize)>, keys: Keys, items: &mut Vec<Item>| {
         for part in at.chunks(TILE) {
             items.extend((0..kvh).map(|head| Item {
                 keys,
                 head,
                 at: part.to_vec(),
-                few,
             }));
         }
     };
@@ -261,20 +249,17 @@ fn attend_many_with(jobs: &[Job], shared: &[Shared], isa: Isa) -> Vec<f32> {
         };
         for t0 in (0..q).step_by(TILE) {
             let at = (t0..q.min(t0 + TILE)).map(|i| (j, i)).collect();
-            tiles(at, Keys::Own(j), few_alone(q, t0, g), items);
+            tiles(at, Keys::Own(j), items);
         }
     }
     for (k, grp) in shared.iter().enumerate().filter(|(_, s)| s.read_once() > 0) {
-        // Each member's rows scored by the kernel they take alone.
-        for few in [true, false] {
-            let at = grp
-                .members
-                .iter()
-                .flat_map(|&j| (0..jobs[j].shape.queries).map(move |i| (j, i)))
-                .filter(|&(j, i)| few_alone(jobs[j].shape.queries, i, g) == few)
-                .collect();
-            tiles(at, Keys::Shared(k), few, &mut first);
-        }
+        // A row's scores take the same kernel in any tile: stacking changes no bits.
+        let at = grp
+            .members
+            .iter()
+            .flat_map(|&j| (0..jobs[j].shape.queries).map(move |i| (j, i)))
+            .collect();
+        tiles(at, Keys::Shared(k), &mut first);
     }
     // An item's row `r` in the outputs: `[Σ queries, heads]` rows of `hd`.
     let row = |it: &Item, r: usize| {
@@ -303,13 +288,14 @@ fn attend_many_with(jobs: &[Job], shared: &[Shared], isa: Isa) -> Vec<f32> {
             q: &q,
             keys,
             values,
-            base: it.head * stride,
+            head: it.head,
+            kv_heads: kvh,
+            stride,
             from,
             ends: &ends,
             group: g,
             head_dim: hd,
             scale: first_job.scale,
-            few: it.few,
             start: start.map(|(o, m, l)| Start { o, m, l }),
         };
         item(&work, isa)

@@ -3,33 +3,6 @@ use half::f16;
 use super::kernels::exp2;
 use super::*;
 
-/// Runs `check::<V>()` (an `unsafe fn` generic over [`super::simd::Vector`]) for the vector
-/// type of every instruction set this CPU runs, each compiled for its set.
-macro_rules! in_every_isa {
-    ($check:ident) => {{
-        #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = "avx2,fma,f16c")]
-        unsafe fn avx2() {
-            unsafe { $check::<std::arch::x86_64::__m256>() }
-        }
-        #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = "avx512f,fma,f16c")]
-        unsafe fn avx512() {
-            unsafe { $check::<std::arch::x86_64::__m512>() }
-        }
-        for isa in Isa::available() {
-            // SAFETY: `isa` is available, and each function above is compiled for its set.
-            match isa {
-                Isa::Scalar => unsafe { $check::<super::simd::Scalar>() },
-                #[cfg(target_arch = "x86_64")]
-                Isa::Avx2 => unsafe { avx2() },
-                #[cfg(target_arch = "x86_64")]
-                Isa::Avx512 => unsafe { avx512() },
-            }
-        }
-    }};
-}
-
 /// Plain softmax attention over f32 rows (in f64), query `i` seeing keys `0..=pos + i`.
 fn reference(q: &[f32], k: &[f32], v: &[f32], s: Shape, scale: f32) -> Vec<f32> {
     let (hd, g) = (s.head_dim, s.heads / s.kv_heads);
@@ -58,6 +31,27 @@ fn reference(q: &[f32], k: &[f32], v: &[f32], s: Shape, scale: f32) -> Vec<f32> 
     out
 }
 
+/// Keys in rows (`[kv_heads, stride, head_dim]`, as [`reference`] reads them) in the
+/// cache's transposed blocks, `[blocks, kv_heads, head_dim, BLOCK]` (past `stride`, `pad`).
+fn transposed<T: Copy>(k: &[T], stride: usize, hd: usize, pad: T) -> Vec<T> {
+    let heads = k.len() / (stride * hd);
+    let mut t = Vec::with_capacity(k.len());
+    for b in 0..stride.div_ceil(BLOCK) {
+        for h in 0..heads {
+            for d in 0..hd {
+                t.extend((b * BLOCK..(b + 1) * BLOCK).map(|p| {
+                    if p < stride {
+                        k[(h * stride + p) * hd + d]
+                    } else {
+                        pad
+                    }
+                }));
+            }
+        }
+    }
+    t
+}
+
 fn values(n: usize, seed: usize) -> Vec<f32> {
     (0..n)
         .map(|i| (((i + seed) * 7919 % 2003) as f32 / 1001.0) - 1.0)
@@ -78,7 +72,7 @@ fn matches_plain_softmax_attention() {
         (4, 4, 24, 33, 520),
         (6, 2, 8, 300, 5),
         (16, 4, 64, 40, 600),
-        // a few rows (scored from the keys' rows) over several blocks
+        // a decoded token's few rows over several blocks
         (32, 8, 64, 3, 700),
         (8, 2, 32, 2, 257),
     ];
@@ -130,16 +124,20 @@ fn matches_reference(
     let v16: Vec<f16> = v.iter().map(|&x| f16::from_f32(x)).collect();
     let kr: Vec<f32> = k16.iter().map(|x| x.to_f32()).collect();
     let vr: Vec<f32> = v16.iter().map(|x| x.to_f32()).collect();
+    let (kt, kt16) = (
+        transposed(&k, stride, head_dim, 0.0),
+        transposed(&k16, stride, head_dim, f16::ZERO),
+    );
     let stored = [
         (
             "f32",
-            Rows::F32(&k),
+            Rows::F32(&kt),
             Rows::F32(&v),
             reference(&q, &k, &v, s, scale),
         ),
         (
             "f16",
-            Rows::F16(&k16),
+            Rows::F16(&kt16),
             Rows::F16(&v16),
             reference(&q, &kr, &vr, s, scale),
         ),
@@ -181,48 +179,6 @@ fn exp2_is_close_to_the_library_function() {
     assert_eq!(exp2(0.0), 1.0);
 }
 
-/// `Vector::sums` puts the lane sum of the `i`-th vector in lane `i`, in every instruction set
-/// this CPU runs.
-#[test]
-fn lane_sums_land_in_order() {
-    use super::simd::Vector;
-    // SAFETY: each kernel runs only where `Isa::available` lists its instruction set.
-    unsafe fn check<V: Vector>() {
-        let w = V::W;
-        let x: Vec<f32> = (0..w * w).map(|i| ((i * 37 % 101) as f32) - 50.0).collect();
-        let parts: Vec<V> = (0..w)
-            .map(|i| unsafe { V::load(x[i * w..].as_ptr()) })
-            .collect();
-        let mut got = vec![0f32; w];
-        unsafe { V::sums(&parts).store(got.as_mut_ptr()) };
-        let want: Vec<f32> = x.chunks(w).map(|c| c.iter().sum()).collect();
-        assert_eq!(got, want, "{w} lanes");
-    }
-    in_every_isa!(check);
-}
-
-/// `Vector::transpose` writes each block's columns as rows, leaving the rest of the
-/// destination alone, in every instruction set this CPU runs.
-#[test]
-fn blocks_transpose_in_place() {
-    use super::simd::Vector;
-    // SAFETY: each kernel runs only where `Isa::available` lists its instruction set.
-    unsafe fn check<V: Vector>() {
-        let w = V::W;
-        let (ss, ds) = (w + 3, w + 5); // strides wider than a block
-        let src: Vec<f32> = (0..w * ss).map(|i| i as f32).collect();
-        let mut dst = vec![-1f32; w * ds];
-        unsafe { V::transpose(src.as_ptr(), ss, dst.as_mut_ptr(), ds) };
-        for j in 0..w {
-            for c in 0..ds {
-                let want = if c < w { src[c * ss + j] } else { -1.0 };
-                assert_eq!(dst[j * ds + c], want, "{w} lanes: row {j} column {c}");
-            }
-        }
-    }
-    in_every_isa!(check);
-}
-
 /// Several jobs in one loop (a batched pass: each sequence over its own cache, queries of
 /// different counts and positions, f16 and f32 storage) give each job's output alone, bit for
 /// bit, stacked in order.
@@ -248,7 +204,7 @@ fn several_jobs_give_each_alone_stacked() {
             };
             (
                 values(queries * heads * hd, 10 + i),
-                values(kv_heads * stride * hd, 20 + i),
+                transposed(&values(kv_heads * stride * hd, 20 + i), stride, hd, 0.0),
                 values(kv_heads * stride * hd, 30 + i),
                 s,
             )
@@ -282,8 +238,8 @@ fn several_jobs_give_each_alone_stacked() {
 
 /// Jobs whose caches begin with the same rows (sequences forked from one prefix), read once
 /// for all of them through a shared group, give what each gives alone, bit for bit: decoded
-/// tokens and a prefill chunk (whose last tile scores from the keys' rows in some shapes, as a
-/// decoded token's does), two shared blocks and a shared length that is not a block multiple,
+/// tokens and a prefill chunk (stacked with the decoded rows in the shared items, alone in
+/// tiles of their own), two shared blocks and a shared length that is not a block multiple,
 /// f16 and f32 storage, and a job outside the group beside them.
 #[test]
 fn a_shared_prefix_read_once_gives_each_job_alone() {
@@ -315,7 +271,7 @@ fn shared_prefix_case(heads: usize, kv_heads: usize, hd: usize) {
                 k[rows.clone()].copy_from_slice(&prefix.0[rows.clone()]);
                 v[rows.clone()].copy_from_slice(&prefix.1[rows]);
             }
-            (k, v)
+            (transposed(&k, stride, hd, 0.0), v)
         })
         .collect();
     let halves: Vec<(Vec<f16>, Vec<f16>)> = caches

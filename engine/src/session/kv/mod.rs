@@ -1,4 +1,8 @@
-//! A per-layer key/value cache: `[kv_heads, capacity, head_dim]` buffers written in place.
+//! A per-layer key/value cache written in place: values in a `[kv_heads, capacity, head_dim]`
+//! buffer; keys in blocks of [`BLOCK`] positions, each KV head's block transposed,
+//! `[blocks, kv_heads, head_dim, BLOCK]`. Attention reads keys a block at a time, as the
+//! `head_dim` runs of positions its score kernel multiplies (one vector of keys times one query
+//! value), for one query row as for many: one contiguous read, no transposing.
 //!
 //! Capacity is reserved up front and doubles (up to the session's context) when a chunk would
 //! not fit, so a long prefill reallocates at most a logarithmic number of times. Positions at
@@ -18,9 +22,10 @@
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device, Shape, Tensor};
 
 use crate::error::Result;
+pub(crate) use crate::session::attend::BLOCK;
 
 mod read;
 #[cfg(test)]
@@ -57,9 +62,9 @@ fn tensor_bytes(t: &Tensor) -> usize {
     t.elem_count() * t.dtype().size_in_bytes()
 }
 
-/// A zeroed buffer of `[heads, cap, head_dim]`, counted as held.
-fn buffer(heads: usize, cap: usize, head_dim: usize, dtype: DType) -> Result<Tensor> {
-    let t = Tensor::zeros((heads, cap, head_dim), dtype, &Device::Cpu)?;
+/// A zeroed buffer of `dims`, counted as held.
+fn buffer(dims: impl Into<Shape>, dtype: DType) -> Result<Tensor> {
+    let t = Tensor::zeros(dims, dtype, &Device::Cpu)?;
     let now = LIVE.fetch_add(tensor_bytes(&t), Ordering::SeqCst) + tensor_bytes(&t);
     PEAK.fetch_max(now, Ordering::SeqCst);
     Ok(t)
@@ -73,7 +78,9 @@ fn freed(t: &Tensor) {
 /// Keys and values of one attention layer.
 #[derive(Debug)]
 pub struct KvCache {
+    /// Keys, `[capacity / BLOCK (rounded up), kv_heads, head_dim, BLOCK]`.
     k: Tensor,
+    /// Values: `[kv_heads, capacity, head_dim]`.
     v: Tensor,
     len: usize,
     /// Rows `0..written` have been written at some point (rows past `len` may be reused by a
@@ -116,8 +123,8 @@ impl KvCache {
     ) -> Result<Self> {
         let cap = capacity.min(max_capacity.max(1));
         Ok(KvCache {
-            k: buffer(kv_heads, cap, head_dim, store)?,
-            v: buffer(kv_heads, cap, head_dim, store)?,
+            k: buffer(key_dims(kv_heads, head_dim, cap), store)?,
+            v: buffer((kv_heads, cap, head_dim), store)?,
             len: 0,
             written: 0,
             max_capacity: max_capacity.max(1),
@@ -145,7 +152,12 @@ impl KvCache {
 
     /// Tokens that fit without reallocating.
     pub fn capacity(&self) -> usize {
-        self.k.dims()[1]
+        self.v.dims()[1]
+    }
+
+    /// `[kv_heads, capacity, head_dim]`.
+    fn dims(&self) -> Result<(usize, usize, usize)> {
+        Ok(self.v.dims3()?)
     }
 
     /// Makes room for at least `needed` tokens, keeping every written row; growing, it
@@ -177,26 +189,32 @@ impl KvCache {
                 limit: self.max_capacity,
             });
         }
-        let (heads, _, hd) = self.k.dims3()?;
+        let (heads, _, hd) = self.dims()?;
         let written = self.written;
-        let grow = |old: &mut Tensor| -> Result<()> {
-            let t = buffer(heads, cap, hd, old.dtype())?;
-            if written > 0 {
-                t.slice_set(&old.narrow(1, 0, written)?.contiguous()?, 1, 0)?;
+        // Values hold positions along dimension 1; keys, whole blocks along dimension 0.
+        let grow = |old: &mut Tensor, dims: Shape, at: usize, n: usize| -> Result<()> {
+            let t = buffer(dims, old.dtype())?;
+            if n > 0 {
+                t.slice_set(&old.narrow(at, 0, n)?.contiguous()?, at, 0)?;
             }
             freed(old);
             *old = t;
             Ok(())
         };
-        grow(&mut self.k)?;
-        grow(&mut self.v)
+        let blocks = written.div_ceil(BLOCK);
+        grow(&mut self.k, key_dims(heads, hd, cap).into(), 0, blocks)?;
+        grow(&mut self.v, (heads, cap, hd).into(), 1, written)
     }
 
     /// Frees the buffers (the cache is empty and holds no room afterwards).
     pub fn release(&mut self) -> Result<()> {
-        let (heads, _, hd) = self.k.dims3()?;
-        for t in [&mut self.k, &mut self.v] {
-            let empty = buffer(heads, 0, hd, t.dtype())?;
+        let (heads, _, hd) = self.dims()?;
+        let empty: [(_, Shape); 2] = [
+            (&mut self.k, key_dims(heads, hd, 0).into()),
+            (&mut self.v, (heads, 0, hd).into()),
+        ];
+        for (t, dims) in empty {
+            let empty = buffer(dims, t.dtype())?;
             freed(t);
             *t = empty;
         }
@@ -210,10 +228,8 @@ impl KvCache {
     /// Makes `dst` hold this cache's rows (bitwise), growing it to exactly what they need
     /// when it is smaller. Both must have the same shape and dtypes.
     pub fn copy_into(&self, dst: &mut KvCache) -> Result<()> {
-        if self.k.dims()[0] != dst.k.dims()[0]
-            || self.k.dims()[2] != dst.k.dims()[2]
-            || self.k.dtype() != dst.k.dtype()
-        {
+        let ((heads, _, hd), (dst_heads, _, dst_hd)) = (self.dims()?, dst.dims()?);
+        if heads != dst_heads || hd != dst_hd || self.k.dtype() != dst.k.dtype() {
             return Err(crate::Error::arg(
                 "session",
                 "the KV caches differ in shape or dtype",
@@ -226,8 +242,10 @@ impl KvCache {
         dst.origin = None;
         dst.reserve_exact(self.len)?;
         if self.len > 0 {
+            // Whole blocks: the last one's rows past `len` are stale in both.
+            let blocks = self.len.div_ceil(BLOCK);
             dst.k
-                .slice_set(&self.k.narrow(1, 0, self.len)?.contiguous()?, 1, 0)?;
+                .slice_set(&self.k.narrow(0, 0, blocks)?.contiguous()?, 0, 0)?;
             dst.v
                 .slice_set(&self.v.narrow(1, 0, self.len)?.contiguous()?, 1, 0)?;
         }
@@ -259,8 +277,21 @@ impl KvCache {
             o.len = o.len.min(self.len);
         }
         let store = self.k.dtype();
-        self.k
-            .slice_set(&k.to_dtype(store)?.contiguous()?, 1, self.len)?;
+        // `[1, kv_heads, head_dim, T]`, written a block's part at a time.
+        let kt = k
+            .to_dtype(store)?
+            .transpose(1, 2)?
+            .unsqueeze(0)?
+            .contiguous()?;
+        let mut p = self.len;
+        while p < self.len + t {
+            let n = (BLOCK - p % BLOCK).min(self.len + t - p);
+            let part = kt.narrow(3, p - self.len, n)?.contiguous()?;
+            self.k
+                .narrow(0, p / BLOCK, 1)?
+                .slice_set(&part, 3, p % BLOCK)?;
+            p += n;
+        }
         self.v
             .slice_set(&v.to_dtype(store)?.contiguous()?, 1, self.len)?;
         self.len += t;
@@ -271,10 +302,16 @@ impl KvCache {
     /// Keys and values of every held token, `[kv_heads, len, head_dim]` each.
     pub fn view(&self) -> Result<(Tensor, Tensor)> {
         Ok((
-            self.k
-                .narrow(1, 0, self.len)?
-                .to_dtype(self.compute)?
-                .contiguous()?,
+            {
+                let (blocks, heads, hd, _) = self.k.dims4()?;
+                self.k
+                    .permute((1, 0, 3, 2))?
+                    .contiguous()?
+                    .reshape((heads, blocks * BLOCK, hd))?
+                    .narrow(1, 0, self.len)?
+                    .to_dtype(self.compute)?
+                    .contiguous()?
+            },
             self.v
                 .narrow(1, 0, self.len)?
                 .to_dtype(self.compute)?
@@ -303,7 +340,7 @@ impl KvCache {
     /// A deep copy with room for `capacity` tokens (at least its length): the buffers are
     /// written in place, so a fork must not share them.
     pub fn deep_clone(&self, capacity: usize) -> Result<Self> {
-        let (heads, _, hd) = self.k.dims3()?;
+        let (heads, _, hd) = self.dims()?;
         let mut c = KvCache::new(
             heads,
             hd,
@@ -318,8 +355,13 @@ impl KvCache {
 
     /// Bytes held by the buffers.
     pub fn bytes(&self) -> usize {
-        2 * self.k.elem_count() * self.k.dtype().size_in_bytes()
+        tensor_bytes(&self.k) + tensor_bytes(&self.v)
     }
+}
+
+/// The keys' buffer for `cap` positions: `[blocks, kv_heads, head_dim, BLOCK]`.
+fn key_dims(kv_heads: usize, head_dim: usize, cap: usize) -> (usize, usize, usize, usize) {
+    (cap.div_ceil(BLOCK), kv_heads, head_dim, BLOCK)
 }
 
 impl Drop for KvCache {

@@ -31,7 +31,7 @@ impl KvCache {
     /// The buffers held for reading in place, or `None` when the model does not compute in
     /// f32 (a cache stored in neither f16 nor f32 gives no job, [`KvRead::job`]).
     pub(super) fn read(&self) -> Result<Option<KvRead<'_>>> {
-        let (nkv, cap, hd) = self.k.dims3()?;
+        let (nkv, cap, hd) = self.dims()?;
         if self.compute != DType::F32 {
             return Ok(None);
         }
@@ -193,8 +193,9 @@ impl KvRead<'_> {
         })
     }
 
-    /// Every head's keys and values in their stored dtype, and the rows from one head to the
-    /// next; `None` when stored in neither f16 nor f32.
+    /// Every head's keys (in transposed blocks, see [`KvCache`]) and values (`[kv_heads,
+    /// stride, head_dim]`) in their stored dtype, and the `stride` (the capacity); `None` when
+    /// stored in neither f16 nor f32.
     fn rows(
         &self,
     ) -> Option<(

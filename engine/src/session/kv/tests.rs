@@ -18,11 +18,27 @@ mod attend {
         c.append(&kt, &vt).unwrap();
         let q: Vec<f32> = (0..nh * hd).map(|i| val(i + 101)).collect();
         let scale = 0.25f32;
-        let got = c.attend(&q, 1, nh, scale).unwrap().unwrap();
+        let worst = attend_vs_view(&c, &q, nh, scale);
+        assert!(worst < 1e-5, "max difference {worst}");
+        // Not f32 compute: the caller takes the general path.
+        let mut f = KvCache::new(nkv, hd, 64, 64, DType::F16, DType::F16).unwrap();
+        f.append(
+            &kt.to_dtype(DType::F16).unwrap(),
+            &vt.to_dtype(DType::F16).unwrap(),
+        )
+        .unwrap();
+        assert!(f.attend(&q, 1, nh, scale).unwrap().is_none());
+    }
+
+    /// The largest difference between `attend` of one query (`[nh, hd]`) and plain softmax
+    /// attention over the cache's widened copy ([`KvCache::view`]).
+    fn attend_vs_view(c: &KvCache, q: &[f32], nh: usize, scale: f32) -> f32 {
+        let got = c.attend(q, 1, nh, scale).unwrap().unwrap();
         let (kw, vw) = c.view().unwrap();
         let kw: Vec<Vec<Vec<f32>>> = kw.to_vec3().unwrap();
         let vw: Vec<Vec<Vec<f32>>> = vw.to_vec3().unwrap();
-        let g = nh / nkv;
+        let (hd, len) = (kw[0][0].len(), c.len());
+        let g = nh / kw.len();
         let mut worst = 0f32;
         for i in 0..nh {
             let h = i / g;
@@ -38,15 +54,55 @@ mod attend {
                 worst = worst.max((want - got[i * hd + d]).abs());
             }
         }
+        worst
+    }
+
+    /// Keys are held in transposed blocks of 256 positions: appends of uneven sizes across
+    /// block ends and through growth read back as written ([`KvCache::view`], f32 storage),
+    /// as do a deep copy and rows rewritten after a rollback; attention over them matches.
+    #[test]
+    fn appends_across_blocks_read_back_as_written() {
+        let (nkv, hd) = (2, 24);
+        let val = |i: usize| ((i * 7919 % 1000) as f32 / 500.0) - 1.0;
+        let rows = |n: usize, seed: usize| {
+            let k: Vec<f32> = (0..nkv * n * hd).map(|i| val(i + seed)).collect();
+            let v: Vec<f32> = (0..nkv * n * hd).map(|i| val(i + seed + 7)).collect();
+            (
+                Tensor::from_vec(k, (nkv, n, hd), &Device::Cpu).unwrap(),
+                Tensor::from_vec(v, (nkv, n, hd), &Device::Cpu).unwrap(),
+            )
+        };
+        let mut c = KvCache::new(nkv, hd, 16, 1024, DType::F32, DType::F32).unwrap();
+        let (mut ks, mut vs) = (vec![], vec![]);
+        for (i, n) in [5, 300, 1, 250, 3].into_iter().enumerate() {
+            let (k, v) = rows(n, 1000 * i);
+            c.append(&k, &v).unwrap();
+            ks.push(k);
+            vs.push(v);
+        }
+        let same = |c: &KvCache, ks: &[Tensor], vs: &[Tensor]| {
+            let (k, v) = c.view().unwrap();
+            let want_k: Vec<Vec<Vec<f32>>> = Tensor::cat(ks, 1).unwrap().to_vec3().unwrap();
+            let want_v: Vec<Vec<Vec<f32>>> = Tensor::cat(vs, 1).unwrap().to_vec3().unwrap();
+            assert_eq!(k.to_vec3::<f32>().unwrap(), want_k);
+            assert_eq!(v.to_vec3::<f32>().unwrap(), want_v);
+        };
+        assert_eq!(c.len(), 559);
+        same(&c, &ks, &vs);
+        same(&c.deep_clone(0).unwrap(), &ks, &vs);
+        let q: Vec<f32> = (0..4 * nkv * hd).map(|i| val(i + 77)).collect();
+        let worst = attend_vs_view(&c, &q, 4 * nkv, 0.2);
         assert!(worst < 1e-5, "max difference {worst}");
-        // Not f32 compute: the caller takes the general path.
-        let mut f = KvCache::new(nkv, hd, 64, 64, DType::F16, DType::F16).unwrap();
-        f.append(
-            &kt.to_dtype(DType::F16).unwrap(),
-            &vt.to_dtype(DType::F16).unwrap(),
-        )
-        .unwrap();
-        assert!(f.attend(&q, 1, nh, scale).unwrap().is_none());
+        // Back to 260 (inside the second block) and on with other rows.
+        c.truncate(260);
+        let (k, v) = rows(10, 5000);
+        c.append(&k, &v).unwrap();
+        let head = |t: &Tensor| t.narrow(1, 0, 255).unwrap();
+        same(
+            &c,
+            &[ks[0].clone(), head(&ks[1]), k],
+            &[vs[0].clone(), head(&vs[1]), v],
+        );
     }
 }
 

@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use candle_core::{DType, Device, Shape, Tensor};
 
 use crate::error::Result;
-pub(crate) use crate::session::attend::BLOCK;
+use crate::session::attend::BLOCK;
 
 mod read;
 #[cfg(test)]
@@ -303,8 +303,11 @@ impl KvCache {
     pub fn view(&self) -> Result<(Tensor, Tensor)> {
         Ok((
             {
-                let (blocks, heads, hd, _) = self.k.dims4()?;
+                // Only the blocks that hold tokens, not the whole capacity.
+                let (_, heads, hd, _) = self.k.dims4()?;
+                let blocks = self.len.div_ceil(BLOCK);
                 self.k
+                    .narrow(0, 0, blocks)?
                     .permute((1, 0, 3, 2))?
                     .contiguous()?
                     .reshape((heads, blocks * BLOCK, hd))?

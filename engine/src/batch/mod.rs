@@ -203,11 +203,18 @@ fn run(rx: mpsc::Receiver<Request>, shared: &Shared, opts: &BatchOptions) {
         shared.largest.fetch_max(batch.len(), Ordering::Relaxed);
         // A panic inside a pass loses that pass's sessions (their owners start fresh ones,
         // see `BatchedSession`), not the batcher: the other sequences go on.
+        let (sequences, rows) = (
+            batch.len(),
+            batch.iter().map(|r| r.tokens.len()).sum::<usize>(),
+        );
         let t = Instant::now();
         if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| pass(batch))).is_err() {
             tracing::error!("a batched forward pass panicked; its sequences were reset");
         }
         let ns = u64::try_from(t.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        // One line per pass (`LFM_LOG=lfm_engine::batch=debug`): where a run's time goes by
+        // pass size.
+        tracing::debug!(sequences, rows, ms = ns as f64 / 1e6, "forward pass");
         shared.busy_ns.fetch_add(ns, Ordering::Relaxed);
     }
 }

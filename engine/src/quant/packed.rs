@@ -21,24 +21,28 @@ use super::GgmlType;
 /// Rows per group.
 pub(super) const GROUP: usize = 16;
 
-/// Most tokens the x86 kernels take in one pass over a group (one accumulator register or
-/// tile row each).
+/// Most tokens the tile kernels take in one pass over a group (one tile row each; the VNNI
+/// kernels take at most `x86_packed::CHUNK`).
 #[cfg(target_arch = "x86_64")]
 pub(super) const MAX_TOKENS: usize = 16;
 
 /// `$kernel::<Q8, N> $args` for the run-time weight type (`$q8`: Q8_0, else Q4_0) and token
-/// count `$n` (1..=[`MAX_TOKENS`]), which the kernels take as constants.
+/// count `$n` (1..=[`MAX_TOKENS`], or the counts listed after a `;`), which the kernels take as
+/// constants.
 #[cfg(target_arch = "x86_64")]
 macro_rules! per_count {
     ($q8:expr, $n:expr, $kernel:ident $args:tt) => {
         $crate::quant::packed::per_count!(@arms $q8, $n, $kernel $args;
             1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16)
     };
+    ($q8:expr, $n:expr, $kernel:ident $args:tt; $($nt:literal)*) => {
+        $crate::quant::packed::per_count!(@arms $q8, $n, $kernel $args; $($nt)*)
+    };
     (@arms $q8:expr, $n:expr, $kernel:ident $args:tt; $($nt:literal)*) => {
         match ($q8, $n) {
             $((false, $nt) => $kernel::<false, $nt> $args,)*
             $((true, $nt) => $kernel::<true, $nt> $args,)*
-            _ => unreachable!("1..=MAX_TOKENS tokens per pass"),
+            _ => unreachable!("a token count the kernel is instantiated for"),
         }
     };
 }

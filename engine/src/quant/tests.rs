@@ -199,8 +199,9 @@ fn slicing_rows_shares_the_bytes_of_those_rows() {
 fn the_fast_layout_gives_the_same_products_and_rows() {
     // Packed on CPUs with AVX-512 VNNI, unchanged elsewhere: same results either way. Three
     // 16-row groups; token counts cover the short passes (1 to 3 tokens: two chains, no
-    // prefetch), the longer ones, a full 16-token pass with a remainder (17), and 40 (past
-    // `x86_amx::MIN_TOKENS`: the tile kernels where the CPU has AMX).
+    // prefetch), the longer ones, passes split into even runs (9 as 5 + 4, 17 as 6 + 6 + 5, 31
+    // as 8 + 8 + 8 + 7), and 40 (past `x86_amx::MIN_TOKENS`: the tile kernels where the CPU has
+    // AMX).
     let (rows, cols) = (48, 256);
     for ty in [GgmlType::Q4_0, GgmlType::Q8_0] {
         let plain = owned(ty, rows, cols, random_blocks(ty, rows, cols, 31));
@@ -215,7 +216,7 @@ fn the_fast_layout_gives_the_same_products_and_rows() {
             fast.dequantize_row_into(r, &mut b);
             assert_eq!(a, b, "{ty} row {r}");
         }
-        for t in [1, 3, 4, 8, 9, 17, 40] {
+        for t in [1, 3, 4, 8, 9, 17, 31, 40] {
             let x = values(t * cols, 40 + t as u64);
             let (mut a, mut b) = (vec![0f32; t * rows], vec![0f32; t * rows]);
             plain.matmul(&x, t, &mut a);

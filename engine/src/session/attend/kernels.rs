@@ -1,6 +1,8 @@
 //! The work of one item (a KV head and a query tile): online softmax over key blocks, with
 //! register-blocked products in the CPU's vectors.
 
+use std::cell::Cell;
+
 use half::slice::HalfFloatSliceExt;
 
 use super::simd::{Scalar, Vector};
@@ -68,6 +70,34 @@ unsafe fn item_avx2(work: &Work) -> Part {
     unsafe { item_in::<std::arch::x86_64::__m256, 1, 2>(work) }
 }
 
+/// The buffers an item widens and scores its key blocks in, kept by each thread from one item
+/// to the next: allocated and zeroed afresh they cost a memset of up to 256 KiB per item, and a
+/// decoded token's items (one per KV head and layer, a few rows each) are mostly that.
+#[derive(Default)]
+struct Scratch {
+    /// A block's keys, `[hdp, BLOCK]`.
+    kt: Vec<f32>,
+    /// A block's values, `[BLOCK, hdp]`.
+    vb: Vec<f32>,
+    /// A block's scores, `[rows, BLOCK]`.
+    sc: Vec<f32>,
+}
+
+thread_local! {
+    /// This thread's [`Scratch`], taken by an item while it runs (a nested item, were there
+    /// one, would find it empty and allocate its own).
+    static SCRATCH: Cell<Scratch> = Cell::new(Scratch::default());
+}
+
+/// The first `n` values of `v`, grown (zero-filled) to at least `n`. What an earlier item left
+/// in them is overwritten before it is read (see [`item_in`]).
+fn fit(v: &mut Vec<f32>, n: usize) -> &mut [f32] {
+    if v.len() < n {
+        v.resize(n, 0.0);
+    }
+    &mut v[..n]
+}
+
 /// The item's work in vectors `V`: score tiles `NS` vectors wide, output chunks `NA` vectors
 /// wide (what fits the CPU's registers).
 ///
@@ -114,9 +144,17 @@ unsafe fn item_in<V: Vector, const NS: usize, const NA: usize>(work: &Work) -> P
         m.copy_from_slice(st.m);
         l.copy_from_slice(st.l);
     }
-    let mut kt = vec![0f32; hdp * BLOCK]; // the block's keys: [hdp, BLOCK]
-    let mut vb = vec![0f32; BLOCK * hdp]; // the block's values: [BLOCK, hdp]
-    let mut sc = vec![0f32; rows_p * BLOCK];
+    // Reused buffers hold an earlier item's numbers until written. Each block overwrites the
+    // keys' first `hd` rows up to its `cols` columns (the only ones scored), the values' first
+    // `kb` rows (the rest up to `cols` are zeroed below) and the scores of all `rows_p` rows up
+    // to `cols`. The keys' padding rows `hd..hdp` meet the queries' zero padding, and must be
+    // zero (not stale, possibly non-finite) for the products to be: zeroed here. The values'
+    // padding columns only reach the output's, which are dropped.
+    let mut scratch = SCRATCH.take();
+    let kt = fit(&mut scratch.kt, hdp * BLOCK);
+    kt[hd * BLOCK..].fill(0.0);
+    let vb = fit(&mut scratch.vb, BLOCK * hdp);
+    let sc = fit(&mut scratch.sc, rows_p * BLOCK);
     let end = ends.iter().copied().max().unwrap_or(from); // keys the last row sees
     assert!(
         from.is_multiple_of(BLOCK),
@@ -128,10 +166,10 @@ unsafe fn item_in<V: Vector, const NS: usize, const NA: usize>(work: &Work) -> P
         // SAFETY (the four calls): the CPU has `V`'s instruction set (this function's
         // contract).
         let block = (k0 / BLOCK * kv_heads + head) * hd * BLOCK;
-        unsafe { widen_keys::<V>(keys, block, kb, hd, &mut kt) };
-        unsafe { widen::<V>(values, head * stride + k0, kb, (hd, hdp), &mut vb) };
-        vb[kb * hdp..].fill(0.0);
-        unsafe { scores::<V, NS>(&qt, &kt, &mut sc, rows_p, hdp, cols) };
+        unsafe { widen_keys::<V>(keys, block, kb, hd, kt) };
+        unsafe { widen::<V>(values, head * stride + k0, kb, (hd, hdp), vb) };
+        vb[kb * hdp..cols * hdp].fill(0.0);
+        unsafe { scores::<V, NS>(&qt, kt, sc, rows_p, hdp, cols) };
         for r in 0..rows {
             // Keys this row may see in the block.
             let live = ends[r / g].saturating_sub(k0).min(kb);
@@ -155,8 +193,9 @@ unsafe fn item_in<V: Vector, const NS: usize, const NA: usize>(work: &Work) -> P
             }
         }
         // SAFETY: as above.
-        unsafe { accumulate::<V, NA>(&sc, &vb, &mut o, rows_p, hdp, cols) };
+        unsafe { accumulate::<V, NA>(sc, vb, &mut o, rows_p, hdp, cols) };
     }
+    SCRATCH.set(scratch);
     let mut out = vec![0f32; rows * hd];
     for (a, b) in out.chunks_exact_mut(hd).zip(o.chunks_exact(hdp)) {
         a.copy_from_slice(&b[..hd]);

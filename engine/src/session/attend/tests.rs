@@ -97,6 +97,44 @@ fn matches_plain_softmax_attention_over_long_contexts() {
     }
 }
 
+/// Items reuse their thread's buffers. One over a wider head whose keys and values are all NaN
+/// leaves NaN in every buffer, past the next item's head size too: the next item, a narrower
+/// head padded to the same width, must still match the reference (its keys' padding rows meet
+/// the queries' zero padding, so they must be zeroed, not left as they were).
+#[test]
+fn an_item_leaves_nothing_to_the_next_on_its_thread() {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .expect("a one-thread pool");
+    pool.install(|| {
+        let (hd, stride, queries) = (32, 300, 40);
+        let s = Shape {
+            heads: 4,
+            kv_heads: 4,
+            head_dim: hd,
+            stride,
+            queries,
+            pos: stride - queries,
+        };
+        let nan = vec![f32::NAN; s.kv_heads * stride * hd];
+        let keys = transposed(&nan, stride, hd, f32::NAN);
+        let q = values(queries * s.heads * hd, 1);
+        for isa in Isa::available() {
+            let job = Job {
+                q: &q,
+                keys: Rows::F32(&keys),
+                values: Rows::F32(&nan),
+                shape: s,
+                scale: 0.3,
+            };
+            assert!(attend_with(&job, isa).iter().all(|x| x.is_nan()));
+        }
+        // Head size 24, padded to 32 like the one above.
+        matches_reference(4, 4, 24, 33, 520, 2e-6);
+    });
+}
+
 /// One shape against [`reference`], for f32 and f16 storage, in every instruction set.
 fn matches_reference(
     heads: usize,

@@ -206,14 +206,24 @@ pub(super) unsafe fn group_dot(
                 _ => signed_weights::<false>(group, nblocks, split),
             }
         };
-        // SAFETY: forwarded from the caller; `split` holds the group's weights.
-        unsafe { runs(ty, group, split, acts, out, stride) }
+        DOTS.with_borrow_mut(|dots| {
+            // SAFETY: forwarded from the caller; `split` holds the group's weights.
+            unsafe { runs(ty, group, split, acts, out, stride, dots) }
+        })
     })
 }
+
+/// The dots of the blocks in flight: [`RING`] buffers of up to 16 tokens × 16 rows.
+type Dots = Aligned<[[i32; 16 * MAX_TOKENS]; RING]>;
 
 thread_local! {
     /// The current group's weights as signed bytes (see [`signed_weights`]).
     static SPLIT: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// The tile kernel's [`Dots`], kept by each thread (every block's are stored by its tile
+    /// product before they are read, so they need no zeroing: zeroed for each run of each
+    /// group, they were a memset of 3 KiB at every call).
+    static DOTS: std::cell::RefCell<Dots> =
+        const { std::cell::RefCell::new(Aligned([[0; 16 * MAX_TOKENS]; RING])) };
 }
 
 /// [`group_dot`] once the weights are in tile layout.
@@ -227,6 +237,7 @@ unsafe fn runs(
     acts: &TileActs,
     out: *mut f32,
     stride: usize,
+    dots: &mut Dots,
 ) {
     let nblocks = acts.nblocks;
     let mut configured = 0;
@@ -247,7 +258,7 @@ unsafe fn runs(
             per_count!(
                 ty == GgmlType::Q8_0,
                 n,
-                tile_dot(group, split, blocks, o, stride)
+                tile_dot(group, split, blocks, o, stride, dots)
             )
         }
     }
@@ -287,11 +298,11 @@ unsafe fn tile_dot<const Q8: bool, const NT: usize>(
     blocks: &[TileBlock],
     out: *mut f32,
     stride: usize,
+    dots: &mut Dots,
 ) {
     let nblocks = blocks.len();
     let gbb = group_block_bytes(if Q8 { GgmlType::Q8_0 } else { GgmlType::Q4_0 });
     let mut acc = [_mm512_setzero_ps(); NT];
-    let mut dots = Aligned([[0i32; 16 * MAX_TOKENS]; RING]);
     // SAFETY: block k < nblocks of the group spans gbb bytes inside `group` (and 512 inside
     // `split` for Q4_0); the tiles are configured for NT rows.
     let products = |k: usize, c: *mut i32| unsafe {

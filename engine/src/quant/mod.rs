@@ -9,7 +9,9 @@
 //! Q4_0/Q8_0, Q8_K blocks of 256 for the K-quants, f16 for F16, bf16 for BF16), then each
 //! output is an integer dot per block scaled in f32. `blocks` holds the bit layouts and the
 //! scalar reference kernels; `x86` holds AVX2 versions, chosen at run time, that give the
-//! same integer sums.
+//! same integer sums, and `x86_rows` the AVX2 Q4_0 and Q8_0 products over several rows and
+//! tokens at once (the path on CPUs without AVX-512 VNNI, whose matrices stay in the file
+//! layout).
 //!
 //! Work is split over output rows on the rayon pool: each task owns a disjoint range of rows
 //! and walks every token for them, so a weight tile is read from memory once per call.
@@ -26,6 +28,8 @@ mod x86;
 mod x86_amx;
 #[cfg(target_arch = "x86_64")]
 mod x86_packed;
+#[cfg(target_arch = "x86_64")]
+mod x86_rows;
 
 use std::fmt;
 use std::sync::Arc;
@@ -463,6 +467,10 @@ impl QMatrix {
         if self.ty == GgmlType::F16 && self.cols.is_multiple_of(16) && x86_packed::available() {
             return self.matmul_f16_tiles(acts, out_ptr);
         }
+        #[cfg(target_arch = "x86_64")]
+        if x86_rows::available(self.ty) {
+            return self.matmul_rows_avx2(acts, out_ptr);
+        }
         let kernel = dot::kernel(self.ty);
         let rows = self.rows;
         // Tiles of rows small enough that a tile's weights stay in L1/L2 while every token
@@ -550,6 +558,63 @@ impl QMatrix {
 }
 
 impl QMatrix {
+    /// Q4_0 and Q8_0 in the file layout on AVX2: row tiles as in `matmul_into`; within a tile,
+    /// the tokens in even runs of at most four, and the rows two at a time over each run.
+    #[cfg(target_arch = "x86_64")]
+    fn matmul_rows_avx2(&self, acts: &QuantizedActs, out_ptr: SharedOut) {
+        let (t, rows) = (acts.tokens(), self.rows);
+        let tokens: Vec<&[act::BlockQ8_0]> = (0..t)
+            .map(|i| match acts.token(i) {
+                act::ActRow::Q8_0(a) => a,
+                _ => unreachable!("Q4_0 and Q8_0 take Q8_0 activations"),
+            })
+            .collect();
+        let tile = tile_rows(rows, t);
+        let n_tiles = rows.div_ceil(tile);
+        let bytes = self.bytes();
+        let body = |i: usize| {
+            let r0 = i * tile;
+            let r1 = (r0 + tile).min(rows);
+            let mut out = [0f32; 2 * x86_rows::MAX_TOKENS];
+            let mut t0 = 0;
+            while t0 < t {
+                let left = t - t0;
+                let n = left.div_ceil(left.div_ceil(x86_rows::MAX_TOKENS));
+                let toks = &tokens[t0..t0 + n];
+                let mut r = r0;
+                while r < r1 {
+                    let k = (r1 - r).min(2);
+                    // SAFETY: `available` holds; rows r..r+k are inside the matrix and each
+                    // token row holds the matrix's blocks; `out` has room for 2 × 4 values.
+                    unsafe {
+                        x86_rows::dot(
+                            self.ty,
+                            bytes[r * self.row_bytes..].as_ptr(),
+                            self.row_bytes,
+                            k,
+                            toks,
+                            &mut out,
+                        )
+                    };
+                    for (j, row) in out.chunks_exact(k).take(n).enumerate() {
+                        for (di, &v) in row.iter().enumerate() {
+                            // SAFETY: tiles are disjoint row ranges, so each (token, row) is
+                            // written by this task only, inside `out` (t × rows).
+                            unsafe { out_ptr.write((t0 + j) * rows + r + di, v) };
+                        }
+                    }
+                    r += k;
+                }
+                t0 += n;
+            }
+        };
+        if n_tiles == 1 || rayon::current_num_threads() == 1 {
+            (0..n_tiles).for_each(body);
+        } else {
+            (0..n_tiles).into_par_iter().for_each(body);
+        }
+    }
+
     /// F16: 4-row × up-to-6-token register tiles (rows past a multiple of 4 by the row kernel).
     #[cfg(target_arch = "x86_64")]
     fn matmul_f16_tiles(&self, acts: &QuantizedActs, out_ptr: SharedOut) {

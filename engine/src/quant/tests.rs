@@ -309,3 +309,31 @@ fn the_tile_kernel_gives_the_vnni_kernels_bits() {
         }
     }
 }
+
+#[test]
+fn a_token_gets_the_same_bits_whatever_shares_its_product() {
+    // The file layout's kernels (AVX2 rows × token runs where the CPU has it, the row kernel
+    // elsewhere): each token of a pass of t equals that token alone, bit for bit, and the row
+    // kernel's value for it. 37 rows (an odd last row, and tiles that do not divide the rows),
+    // passes split into runs of 1 to 4 tokens (5 as 3 + 2, 9 as 3 + 3 + 3, 13 as 4 + 3 + 3 + 3).
+    let (rows, cols) = (37, 256);
+    for ty in [GgmlType::Q4_0, GgmlType::Q8_0] {
+        let m = owned(ty, rows, cols, random_blocks(ty, rows, cols, 77));
+        for t in [1, 2, 3, 4, 5, 8, 9, 13, 33] {
+            let x = values(t * cols, 90 + t as u64);
+            let mut all = vec![f32::NAN; t * rows];
+            m.matmul(&x, t, &mut all);
+            let acts = QuantizedActs::quantize(ty.act_format(), &x, t, cols);
+            for tok in 0..t {
+                let mut alone = vec![f32::NAN; rows];
+                m.matmul(&x[tok * cols..(tok + 1) * cols], 1, &mut alone);
+                for r in 0..rows {
+                    let got = all[tok * rows + r];
+                    let row = dot::kernel(ty)(m.row(r), acts.token(tok));
+                    assert_eq!(got.to_bits(), alone[r].to_bits(), "{ty} t={t} ({tok},{r})");
+                    assert_eq!(got.to_bits(), row.to_bits(), "{ty} t={t} ({tok},{r}) row");
+                }
+            }
+        }
+    }
+}

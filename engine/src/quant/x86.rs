@@ -12,7 +12,7 @@ use super::dot::{q8_0_row, q8_k_row, Kernel};
 use super::GgmlType;
 
 /// AVX2, FMA and F16C present (and `LFM_NO_SIMD` unset: the portable kernels for testing).
-fn has_avx2() -> bool {
+pub(super) fn has_avx2() -> bool {
     static HAS: OnceLock<bool> = OnceLock::new();
     *HAS.get_or_init(|| {
         std::env::var_os("LFM_NO_SIMD").is_none()
@@ -39,13 +39,32 @@ pub(super) fn kernel(ty: GgmlType) -> Option<Kernel> {
 }
 
 fn q4_0(w: &[u8], a: ActRow<'_>) -> f32 {
-    // SAFETY: `kernel` hands this out only when AVX2, FMA and F16C are present.
-    unsafe { q4_0_avx2(w, a) }
+    rows_kernel(GgmlType::Q4_0, w, a)
 }
 
 fn q8_0(w: &[u8], a: ActRow<'_>) -> f32 {
-    // SAFETY: as above.
-    unsafe { q8_0_avx2(w, a) }
+    rows_kernel(GgmlType::Q8_0, w, a)
+}
+
+/// One row by one token on the kernels of `x86_rows`, so that the row kernel and the matrix
+/// product give the same bits.
+fn rows_kernel(ty: GgmlType, w: &[u8], a: ActRow<'_>) -> f32 {
+    let a = q8_0_row(a);
+    let n = (w.len() / ty.block_bytes()).min(a.len());
+    let mut out = [0f32];
+    // SAFETY: `kernel` hands this out only when AVX2, FMA and F16C are present; `w` and `a`
+    // both hold `n` blocks (the first `n` of `w`, read as one row).
+    unsafe {
+        super::x86_rows::dot(
+            ty,
+            w.as_ptr(),
+            n * ty.block_bytes(),
+            1,
+            &[&a[..n]],
+            &mut out,
+        )
+    };
+    out[0]
 }
 
 fn q6_k(w: &[u8], a: ActRow<'_>) -> f32 {
@@ -96,46 +115,6 @@ fn f16_scale(b: &[u8]) -> f32 {
     _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(
         u16::from_le_bytes([b[0], b[1]]) as i32,
     )))
-}
-
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q4_0_avx2(w: &[u8], a: ActRow<'_>) -> f32 {
-    let a = q8_0_row(a);
-    let low = _mm_set1_epi8(0x0F);
-    let ones = _mm256_set1_epi16(1);
-    let mut acc = _mm256_setzero_ps();
-    let mut offset = 0f32;
-    for (b, y) in w.chunks_exact(18).zip(a) {
-        let d = f16_scale(b) * y.d;
-        // SAFETY: `b` is 18 bytes, so bytes 2..18 are in bounds; `y.qs` is 32 bytes.
-        let q = unsafe { _mm_loadu_si128(b.as_ptr().add(2) as *const __m128i) };
-        let lo = _mm_and_si128(q, low);
-        let hi = _mm_and_si128(_mm_srli_epi16(q, 4), low);
-        let x = _mm256_set_m128i(hi, lo);
-        let yv = unsafe { _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i) };
-        let p = _mm256_madd_epi16(_mm256_maddubs_epi16(x, yv), ones);
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(d), acc);
-        offset += d * (8 * y.sum) as f32;
-    }
-    hsum_ps(acc) - offset
-}
-
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q8_0_avx2(w: &[u8], a: ActRow<'_>) -> f32 {
-    let a = q8_0_row(a);
-    let ones = _mm256_set1_epi16(1);
-    let mut acc = _mm256_setzero_ps();
-    for (b, y) in w.chunks_exact(34).zip(a) {
-        let d = f16_scale(b) * y.d;
-        // SAFETY: `b` is 34 bytes, so bytes 2..34 are in bounds; `y.qs` is 32 bytes.
-        let x = unsafe { _mm256_loadu_si256(b.as_ptr().add(2) as *const __m256i) };
-        let yv = unsafe { _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i) };
-        let ax = _mm256_sign_epi8(x, x);
-        let sy = _mm256_sign_epi8(yv, x);
-        let p = _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sy), ones);
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(d), acc);
-    }
-    hsum_ps(acc)
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]

@@ -117,17 +117,24 @@ fn greedy_output_is_the_same_with_drafts_and_drafts_are_taken() {
 
 #[test]
 fn quantized_greedy_output_is_the_same_with_drafts() {
+    // Every file's drafts are checked in multi-token passes; whether one is taken depends on
+    // what the random model writes, which depends on the CPU's kernels (on an AVX2-only CPU
+    // micro-q8_0's text copies no span of the prompt), so acceptance is asked of the three
+    // together.
+    let mut accepted = 0;
     for file in ["micro-q4_0.gguf", "micro-q8_0.gguf", "micro-q4_k_m.gguf"] {
         let m = load(file);
-        let mut accepted = 0;
+        let mut checked = 0;
         for max in [64, 160] {
             let plain = run_on(&m, LOG, &opts(max, false, &[]), None);
             let drafted = run_on(&m, LOG, &opts(max, true, &[]), None);
             same(&plain, &drafted, &format!("{file} max {max}"));
+            checked += drafted.0.draft_passes;
             accepted += drafted.0.draft_accepted;
         }
-        assert!(accepted > 0, "{file}: no draft was taken");
+        assert!(checked > 0, "{file}: no draft was checked");
     }
+    assert!(accepted > 0, "no draft was taken on any quantized file");
 }
 
 #[test]

@@ -12,6 +12,7 @@
 use std::arch::x86_64::*;
 
 use super::act::BlockQ8_0;
+use super::x86::hsum_ps;
 use super::GgmlType;
 
 /// Most tokens per call.
@@ -28,23 +29,6 @@ pub(super) fn available(ty: GgmlType) -> bool {
     matches!(ty, GgmlType::Q4_0 | GgmlType::Q8_0) && super::x86::has_avx2()
 }
 
-/// `out[j · R + i] = Σ_blocks` row `i` of `w` · token `j` of `toks`.
-///
-/// # Safety
-/// AVX2, FMA and F16C must be present ([`available`]); `ty` is Q4_0 or Q8_0; `w` holds `R`
-/// rows of `nblocks` blocks of `ty`, `row_bytes` apart; each of the `N` token rows holds
-/// `nblocks` blocks; `out` has room for `N · R` values.
-unsafe fn rows_dot<const Q8: bool, const R: usize, const N: usize>(
-    w: *const u8,
-    row_bytes: usize,
-    nblocks: usize,
-    toks: &[&[BlockQ8_0]],
-    out: &mut [f32],
-) {
-    // SAFETY: as this function's contract.
-    unsafe { rows_dot_avx2::<Q8, R, N>(w, row_bytes, nblocks, toks, out) }
-}
-
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 fn f16_at(p: *const u8) -> f32 {
@@ -53,15 +37,12 @@ fn f16_at(p: *const u8) -> f32 {
     _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32)))
 }
 
-#[inline]
-#[target_feature(enable = "avx2,fma")]
-fn hsum(v: __m256) -> f32 {
-    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
-    _mm_cvtss_f32(s)
-}
-
+/// `out[j · R + i] = Σ_blocks` row `i` of `w` · token `j` of `toks`.
+///
+/// # Safety
+/// AVX2, FMA and F16C must be present ([`available`]); `ty` is Q4_0 or Q8_0; `w` holds `R`
+/// rows of `nblocks` blocks of `ty`, `row_bytes` apart; each of the `N` token rows holds
+/// `nblocks` blocks; `out` has room for `N · R` values.
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn rows_dot_avx2<const Q8: bool, const R: usize, const N: usize>(
     w: *const u8,
@@ -123,15 +104,15 @@ unsafe fn rows_dot_avx2<const Q8: bool, const R: usize, const N: usize>(
     }
     for j in 0..N {
         for i in 0..R {
-            out[j * R + i] = hsum(acc[j][i]);
+            out[j * R + i] = hsum_ps(acc[j][i]);
         }
     }
 }
 
-/// [`rows_dot`] for `rows` (1 or 2) rows and `toks.len()` (1 to [`MAX_TOKENS`]) tokens.
+/// [`rows_dot_avx2`] for `rows` (1 or 2) rows and `toks.len()` (1 to [`MAX_TOKENS`]) tokens.
 ///
 /// # Safety
-/// As [`rows_dot`], with `R = rows` and `N = toks.len()`.
+/// As [`rows_dot_avx2`], with `R = rows` and `N = toks.len()`.
 pub(super) unsafe fn dot(
     ty: GgmlType,
     w: *const u8,
@@ -146,14 +127,14 @@ pub(super) unsafe fn dot(
             // SAFETY: the caller's contract, with R and N matched to `rows` and `toks.len()`.
             unsafe {
                 match (rows, toks.len()) {
-                    (1, 1) => rows_dot::<$q8, 1, 1>(w, row_bytes, nblocks, toks, out),
-                    (1, 2) => rows_dot::<$q8, 1, 2>(w, row_bytes, nblocks, toks, out),
-                    (1, 3) => rows_dot::<$q8, 1, 3>(w, row_bytes, nblocks, toks, out),
-                    (1, 4) => rows_dot::<$q8, 1, 4>(w, row_bytes, nblocks, toks, out),
-                    (2, 1) => rows_dot::<$q8, 2, 1>(w, row_bytes, nblocks, toks, out),
-                    (2, 2) => rows_dot::<$q8, 2, 2>(w, row_bytes, nblocks, toks, out),
-                    (2, 3) => rows_dot::<$q8, 2, 3>(w, row_bytes, nblocks, toks, out),
-                    (2, 4) => rows_dot::<$q8, 2, 4>(w, row_bytes, nblocks, toks, out),
+                    (1, 1) => rows_dot_avx2::<$q8, 1, 1>(w, row_bytes, nblocks, toks, out),
+                    (1, 2) => rows_dot_avx2::<$q8, 1, 2>(w, row_bytes, nblocks, toks, out),
+                    (1, 3) => rows_dot_avx2::<$q8, 1, 3>(w, row_bytes, nblocks, toks, out),
+                    (1, 4) => rows_dot_avx2::<$q8, 1, 4>(w, row_bytes, nblocks, toks, out),
+                    (2, 1) => rows_dot_avx2::<$q8, 2, 1>(w, row_bytes, nblocks, toks, out),
+                    (2, 2) => rows_dot_avx2::<$q8, 2, 2>(w, row_bytes, nblocks, toks, out),
+                    (2, 3) => rows_dot_avx2::<$q8, 2, 3>(w, row_bytes, nblocks, toks, out),
+                    (2, 4) => rows_dot_avx2::<$q8, 2, 4>(w, row_bytes, nblocks, toks, out),
                     _ => unreachable!("1 or 2 rows and 1 to 4 tokens per call"),
                 }
             }

@@ -29,6 +29,8 @@ mod x86_amx;
 #[cfg(target_arch = "x86_64")]
 mod x86_packed;
 #[cfg(target_arch = "x86_64")]
+mod x86_packed_avx2;
+#[cfg(target_arch = "x86_64")]
 mod x86_rows;
 
 use std::fmt;
@@ -209,7 +211,11 @@ pub struct QMatrix {
 
 impl fmt::Debug for QMatrix {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let layout = if self.packed { ", packed x8" } else { "" };
+        let layout = if self.packed {
+            ", packed in 16-row groups"
+        } else {
+            ""
+        };
         write!(
             f,
             "QMatrix({} [{}, {}]{layout})",
@@ -287,12 +293,12 @@ impl QMatrix {
     }
 
     /// This matrix in the layout the fastest kernels on this CPU read: Q4_0 and Q8_0 with a
-    /// multiple of 16 rows become 16-row groups (an owned copy) when the CPU has AVX-512 VNNI;
-    /// anything else is returned as it is. The source pages of a mapped matrix are released
+    /// multiple of 16 rows become 16-row groups (an owned copy) when the CPU has AVX-512 VNNI
+    /// or AVX2; anything else is returned as it is. The source pages of a mapped matrix are released
     /// (`MADV_DONTNEED`) once copied, so the file is not held in memory twice.
     pub fn into_fast_layout(self) -> QMatrix {
         #[cfg(target_arch = "x86_64")]
-        if !self.packed && x86_packed::available() && packed::packable(self.ty, self.rows) {
+        if !self.packed && packed::kernels_available() && packed::packable(self.ty, self.rows) {
             let bytes = packed::pack(self.ty, self.bytes(), self.rows, self.row_bytes);
             if let Storage::Mapped { map, offset } = &self.storage {
                 // SAFETY: the map is a read-only file mapping; DONTNEED only drops clean pages,
@@ -530,20 +536,25 @@ impl QMatrix {
         };
         // Passes of 32+ tokens take the tile kernels where the CPU has them (same bits).
         let tiles = (t >= x86_amx::MIN_TOKENS && x86_amx::available()).then(|| acts.tiles());
+        let vnni = x86_packed::available();
         let bytes = self.bytes();
         let body = |task: usize| {
             let g0 = task * per_task;
             for g in g0..(g0 + per_task).min(groups) {
                 let gb = &bytes[g * gbytes..(g + 1) * gbytes];
-                // SAFETY: `into_fast_layout` packs only when `x86_packed::available()`, and
-                // `tiles` exist only when the tile kernels are available; the group holds
-                // `nblocks` blocks and every token row `nblocks` activation blocks; groups are
-                // disjoint row ranges, each written by one task, inside `out` (t × rows).
+                // SAFETY: `into_fast_layout` packs only when `packed::kernels_available()`
+                // (the VNNI or the AVX2 kernels), and `tiles` exist only when the tile kernels
+                // are available; the group holds `nblocks` blocks and every token row
+                // `nblocks` activation blocks; groups are disjoint row ranges, each written by
+                // one task, inside `out` (t × rows).
                 unsafe {
                     let o = out_ptr.at(g * packed::GROUP);
                     match &tiles {
                         Some(tiles) => x86_amx::group_dot(self.ty, gb, tiles, o, rows),
-                        None => x86_packed::group_dot(self.ty, gb, nblocks, &tokens, o, rows),
+                        None if vnni => {
+                            x86_packed::group_dot(self.ty, gb, nblocks, &tokens, o, rows)
+                        }
+                        None => x86_packed_avx2::group_dot(self.ty, gb, nblocks, &tokens, o, rows),
                     }
                 };
             }

@@ -1,5 +1,6 @@
 //! Q4_0 and Q8_0 matrices repacked at load into groups of 16 rows, for the AVX-512 VNNI
-//! kernels in `x86_packed.rs`.
+//! kernels in `x86_packed.rs` and the AVX2 ones in `x86_packed_avx2.rs` (which read each
+//! 64-byte quad as two 32-byte halves of eight rows).
 //!
 //! ```text
 //! group g (rows 16g..16g+16), block k:  d[16] (f16, one per row), then 64-byte quads:
@@ -48,6 +49,12 @@ macro_rules! per_count {
 }
 #[cfg(target_arch = "x86_64")]
 pub(super) use per_count;
+
+/// Whether this CPU has kernels for the packed layout (AVX-512 VNNI, or else AVX2).
+#[cfg(target_arch = "x86_64")]
+pub(super) fn kernels_available() -> bool {
+    super::x86_packed::available() || super::x86_packed_avx2::available()
+}
 
 /// Bytes of one block of one row's quants (scale excluded).
 pub(super) fn quant_bytes(ty: GgmlType) -> usize {

@@ -197,7 +197,7 @@ fn slicing_rows_shares_the_bytes_of_those_rows() {
 
 #[test]
 fn the_fast_layout_gives_the_same_products_and_rows() {
-    // Packed on CPUs with AVX-512 VNNI, unchanged elsewhere: same results either way. Three
+    // Packed on CPUs with AVX-512 VNNI or AVX2, unchanged elsewhere: same results either way. Three
     // 16-row groups; token counts cover the short passes (1 to 3 tokens: two chains, no
     // prefetch), the longer ones, passes split into even runs (9 as 5 + 4, 17 as 6 + 6 + 5, 31
     // as 8 + 8 + 8 + 7), and 40 (past `x86_amx::MIN_TOKENS`: the tile kernels where the CPU has
@@ -207,7 +207,7 @@ fn the_fast_layout_gives_the_same_products_and_rows() {
         let plain = owned(ty, rows, cols, random_blocks(ty, rows, cols, 31));
         let fast = plain.clone().into_fast_layout();
         #[cfg(target_arch = "x86_64")]
-        if super::x86_packed::available() {
+        if super::packed::kernels_available() {
             assert!(fast.packed, "{ty}: {rows} rows should be packed");
         }
         for r in [0, 7, 15, 16, 31, 47] {
@@ -310,15 +310,89 @@ fn the_tile_kernel_gives_the_vnni_kernels_bits() {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn the_avx2_group_kernel_matches_the_reference_and_the_vnni_bits() {
+    // The AVX2 kernel over packed groups, called directly (on a VNNI CPU `matmul` takes the
+    // VNNI kernel): within f32 rounding of the scalar reference everywhere, and the VNNI
+    // kernel's bits where the CPU has it. Runs of 1 to 8 tokens (9 as 5 + 4, 13 as 7 + 6),
+    // rows of 35 blocks; the weights cover every byte, Q8_0's -128 included.
+    if !super::x86_packed_avx2::available() {
+        eprintln!("no AVX2 on this machine (or LFM_NO_SIMD): the AVX2 group kernel is not run");
+        return;
+    }
+    let (rows, cols) = (32, 35 * 32);
+    let nblocks = cols / 32;
+    for ty in [GgmlType::Q4_0, GgmlType::Q8_0] {
+        let plain = owned(ty, rows, cols, random_blocks(ty, rows, cols, 55));
+        let bytes = packed::pack(ty, plain.bytes(), rows, plain.row_bytes);
+        let gbytes = nblocks * packed::group_block_bytes(ty);
+        for t in [1, 2, 3, 5, 8, 9, 13] {
+            let x = values(t * cols, 60 + t as u64);
+            let acts = QuantizedActs::quantize(ActFormat::Q8_0, &x, t, cols);
+            let tokens: Vec<&[act::BlockQ8_0]> = (0..t)
+                .map(|i| match acts.token(i) {
+                    act::ActRow::Q8_0(a) => a,
+                    _ => unreachable!(),
+                })
+                .collect();
+            let (mut avx2, mut vnni) = (vec![f32::NAN; t * rows], vec![f32::NAN; t * rows]);
+            for g in 0..rows / 16 {
+                let gb = &bytes[g * gbytes..(g + 1) * gbytes];
+                // SAFETY: AVX2 is available, the group holds `nblocks` blocks, every token row
+                // `nblocks`, and group g's outputs (16 per token, `rows` apart) lie inside the
+                // buffer.
+                unsafe {
+                    let o = avx2.as_mut_ptr().add(16 * g);
+                    super::x86_packed_avx2::group_dot(ty, gb, nblocks, &tokens, o, rows);
+                }
+                if super::x86_packed::available() {
+                    // SAFETY: as above, with AVX-512 VNNI available.
+                    unsafe {
+                        let o = vnni.as_mut_ptr().add(16 * g);
+                        super::x86_packed::group_dot(ty, gb, nblocks, &tokens, o, rows);
+                    }
+                }
+            }
+            for tok in 0..t {
+                for r in 0..rows {
+                    let got = avx2[tok * rows + r];
+                    let want = dot::scalar_kernel(ty)(plain.row(r), acts.token(tok));
+                    assert!(
+                        (got - want).abs() <= 1e-4 * want.abs().max(1.0),
+                        "{ty} t={t} ({tok},{r}): {got} vs {want}"
+                    );
+                }
+            }
+            if super::x86_packed::available() {
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&avx2), bits(&vnni), "{ty} t={t}");
+            }
+        }
+    }
+}
+
 #[test]
 fn a_token_gets_the_same_bits_whatever_shares_its_product() {
     // The file layout's kernels (AVX2 rows × token runs where the CPU has it, the row kernel
     // elsewhere): each token of a pass of t equals that token alone, bit for bit, and the row
-    // kernel's value for it. 37 rows (an odd last row, and tiles that do not divide the rows),
-    // passes split into runs of 1 to 4 tokens (5 as 3 + 2, 9 as 3 + 3 + 3, 13 as 4 + 3 + 3 + 3).
-    let (rows, cols) = (37, 256);
+    // kernel's value for it; and the fast layout's (AVX-512 VNNI or AVX2 groups, AMX tiles past
+    // 32 tokens, which give the same bits): each token of a pass of t equals that token alone.
+    // 37 rows for the file layout (an odd last row, and tiles that do not divide the rows), 48
+    // for the fast one; passes split into runs of 1 to 4 tokens (5 as 3 + 2, 9 as 3 + 3 + 3,
+    // 13 as 4 + 3 + 3 + 3) and of up to 8.
+    for (rows, fast) in [(37, false), (48, true)] {
+        same_bits_batched_and_alone(rows, fast);
+    }
+}
+
+fn same_bits_batched_and_alone(rows: usize, fast: bool) {
+    let cols = 256;
     for ty in [GgmlType::Q4_0, GgmlType::Q8_0] {
-        let m = owned(ty, rows, cols, random_blocks(ty, rows, cols, 77));
+        let mut m = owned(ty, rows, cols, random_blocks(ty, rows, cols, 77));
+        if fast {
+            m = m.into_fast_layout();
+        }
         for t in [1, 2, 3, 4, 5, 8, 9, 13, 33] {
             let x = values(t * cols, 90 + t as u64);
             let mut all = vec![f32::NAN; t * rows];
@@ -329,9 +403,11 @@ fn a_token_gets_the_same_bits_whatever_shares_its_product() {
                 m.matmul(&x[tok * cols..(tok + 1) * cols], 1, &mut alone);
                 for r in 0..rows {
                     let got = all[tok * rows + r];
-                    let row = dot::kernel(ty)(m.row(r), acts.token(tok));
                     assert_eq!(got.to_bits(), alone[r].to_bits(), "{ty} t={t} ({tok},{r})");
-                    assert_eq!(got.to_bits(), row.to_bits(), "{ty} t={t} ({tok},{r}) row");
+                    if !m.packed {
+                        let row = dot::kernel(ty)(m.row(r), acts.token(tok));
+                        assert_eq!(got.to_bits(), row.to_bits(), "{ty} t={t} ({tok},{r}) row");
+                    }
                 }
             }
         }

@@ -3,7 +3,7 @@
 #
 #   bash bench/compare-batch.sh MODEL.gguf [--threads 2] [--batch 1,2,4,8,16] [--prompt-tokens 128]
 #                                          [--gen-tokens 32] [--depth 0,8192,30720] [--depth-tokens 512]
-#                                          [--skip-depth] [--skip-batch] [--shared-prompt]
+#                                          [--skip-depth] [--skip-batch] [--shared-prompt] [--avx2]
 #
 # Batch table: llama.cpp's llama-batched-bench (-npp PROMPT -ntg GEN -npl BATCH) and
 # `lfm-agent bench --batch BATCH` (each of B sequences prefilled with PROMPT tokens, then GEN
@@ -15,12 +15,14 @@
 # Depth table: llama-bench -p DEPTH_TOKENS -n 0 -d DEPTHS and `lfm-agent bench --depth DEPTHS`:
 # prefill tok/s of DEPTH_TOKENS more tokens after a context of each depth.
 # llama.cpp comes from scripts/llamacpp/build.sh (the PyPI sdist of llama-cpp-python).
+# --avx2: both on AVX2 only, on a CPU that has more: llama.cpp built by `LLAMACPP_ISA=avx2
+# scripts/llamacpp/build.sh` (no AVX-512, no AMX), ours with LFM_NO_AVX512=1.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/.." && pwd)"
 [[ $# -ge 1 ]] || { sed -n 2,15p "$0"; exit 2; }
 model="$1"; shift
-threads=2 batch=1,2,4,8,16 pp=128 tg=32 depth=0,8192,30720 dtok=512 do_depth=1 do_batch=1 shared=0
+threads=2 batch=1,2,4,8,16 pp=128 tg=32 depth=0,8192,30720 dtok=512 do_depth=1 do_batch=1 shared=0 isa=native
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --threads) threads="$2"; shift 2 ;;
@@ -32,12 +34,19 @@ while [[ $# -gt 0 ]]; do
         --skip-depth) do_depth=0; shift ;;
         --skip-batch) do_batch=0; shift ;;
         --shared-prompt) shared=1; shift ;;
+        --avx2) isa=avx2; shift ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
 done
 [[ -f "$model" ]] || { echo "no such file: $model" >&2; exit 2; }
 bash "$root/scripts/llamacpp/build.sh" >/dev/null
 source "$root/target/llamacpp/env.sh"
+if [[ "$isa" == avx2 ]]; then
+    LLAMACPP_ISA=avx2 bash "$root/scripts/llamacpp/build.sh" >/dev/null
+    source "$root/target/llamacpp/env-avx2.sh"
+    export LFM_NO_AVX512=1
+    echo "AVX2 only: llama.cpp built with -DGGML_NATIVE=OFF (no AVX-512, no AMX), ours with LFM_NO_AVX512=1"
+fi
 cargo build --quiet --release -p lfm-agent --manifest-path "$root/Cargo.toml"
 ours="$root/target/release/lfm-agent"
 exec "$LLAMA_PY" - "$model" "$threads" "$batch" "$pp" "$tg" "$depth" "$dtok" "$do_depth" "$do_batch" "$ours" "$LLAMA_BIN" "$shared" <<'PY'

@@ -12,6 +12,12 @@
 # The Python binding is used straight from the sdist with the shared library built here, so the
 # binding and the tools share one build of ggml. Set LLAMA_CPP_PYTHON_VERSION to pin another release,
 # JOBS to change the build parallelism. Re-running skips finished steps.
+#
+#   LLAMACPP_ISA=avx2 bash scripts/llamacpp/build.sh
+#
+# builds only llama-bench and llama-batched-bench for AVX2 (-DGGML_NATIVE=OFF: AVX, AVX2, BMI2,
+# FMA, F16C; no AVX-512, no AMX) into build-avx2/, with env-avx2.sh: to compare our AVX2 kernels
+# (LFM_NO_AVX512=1) with llama.cpp's on a CPU that has more (`bench/compare-batch.sh --avx2`).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -44,6 +50,26 @@ extra=""
 if grep -qw amx_tile /proc/cpuinfo 2>/dev/null; then
     extra="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
 fi
+case "${LLAMACPP_ISA:-native}" in
+    native) ;;
+    avx2)
+        export PATH="$work/venv/bin:$PATH"
+        if [[ ! -x build-avx2/bin/llama-batched-bench ]]; then
+            cmake -S src/vendor/llama.cpp -B build-avx2 -G Ninja \
+                -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=ON -DGGML_NATIVE=OFF \
+                -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
+                -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_SERVER=OFF -DLLAMA_OPENSSL=OFF
+            cmake --build build-avx2 -j "${JOBS:-$(nproc)}" --target llama-bench llama-batched-bench
+        fi
+        cat > env-avx2.sh <<ENV
+export LLAMA_BIN="$work/build-avx2/bin"
+export LLAMA_PY="$work/venv/bin/python"
+ENV
+        echo "llama.cpp for AVX2 built in $work/build-avx2/bin"
+        exit 0
+        ;;
+    *) echo "LLAMACPP_ISA: native or avx2, not '$LLAMACPP_ISA'" >&2; exit 2 ;;
+esac
 if [[ ! -x build/bin/llama-quantize ]] || [[ "$(cat build/.flags 2>/dev/null)" != "$extra" ]]; then
     export PATH="$work/venv/bin:$PATH"
     cmake -S src/vendor/llama.cpp -B build -G Ninja \

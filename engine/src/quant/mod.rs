@@ -294,8 +294,8 @@ impl QMatrix {
 
     /// This matrix in the layout the fastest kernels on this CPU read: Q4_0 and Q8_0 with a
     /// multiple of 16 rows become 16-row groups (an owned copy) when the CPU has AVX-512 VNNI
-    /// or AVX2; anything else is returned as it is. The source pages of a mapped matrix are released
-    /// (`MADV_DONTNEED`) once copied, so the file is not held in memory twice.
+    /// or AVX2; anything else is returned as it is. The source pages of a mapped matrix are
+    /// released (`MADV_DONTNEED`) once copied, so the file is not held in memory twice.
     pub fn into_fast_layout(self) -> QMatrix {
         #[cfg(target_arch = "x86_64")]
         if !self.packed && packed::kernels_available() && packed::packable(self.ty, self.rows) {

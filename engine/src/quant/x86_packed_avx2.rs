@@ -11,8 +11,8 @@
 //!
 //! - Q4_0: the nibbles enter as unsigned bytes (q + 8, 0..15). A `maddubs` pair is at most
 //!   2·15·127 = 3,810 in magnitude (activations are within ±127), so a block's eight quads
-//!   sum in 16-bit lanes (at most 30,480) before one widening; the offset, 8·Σy, is the
-//!   activation block's `unbias`.
+//!   sum in 16-bit lanes (at most 30,480) before one widening; the offset this adds, 8·Σy,
+//!   is taken off with the activation block's `unbias` (−8·Σy).
 //! - Q8_0: stored as w + 128, which `maddubs` would saturate (2·255·127). The weights are
 //!   flipped back to w, and enter as |w| with their signs moved onto the activations (a pair
 //!   at most 2·128·127 = 32,512), each quad widened on its own.
@@ -23,7 +23,6 @@
 //! whatever shares its pass.
 
 use std::arch::x86_64::*;
-use std::sync::OnceLock;
 
 use super::act::BlockQ8_0;
 use super::packed::{group_block_bytes, per_count};
@@ -31,8 +30,7 @@ use super::GgmlType;
 
 /// Whether this CPU runs these kernels (AVX2, FMA and F16C; `LFM_NO_SIMD` turns them off).
 pub(super) fn available() -> bool {
-    static HAS: OnceLock<bool> = OnceLock::new();
-    *HAS.get_or_init(super::x86::has_avx2)
+    super::x86::has_avx2()
 }
 
 /// Most tokens [`packed_dot`] takes at once. Past four, the accumulators no longer fit the

@@ -1,5 +1,7 @@
-//! AVX2 kernels for Q4_0 and Q8_0 weights in their file layout (CPUs without AVX-512 VNNI):
-//! two rows by up to four tokens per call.
+//! AVX2 kernels for Q4_0 and Q8_0 weights in their file layout: two rows by up to four tokens
+//! per call. They serve the matrices that are not packed into 16-row groups (rows not a
+//! multiple of 16, or not passed through `into_fast_layout`); packed ones take
+//! `x86_packed_avx2.rs` or the VNNI kernels.
 //!
 //! A weight block is unpacked once for all the tokens, and an activation block is loaded once
 //! for both rows. One token of one row per call would unpack every weight block again for each

@@ -122,6 +122,15 @@ impl QuantizedActs {
         })
     }
 
+    /// Every token's row of Q8_0 blocks, for the kernels that take several tokens at once.
+    /// Panics for other formats.
+    pub(super) fn q8_0_rows(&self) -> Vec<&[BlockQ8_0]> {
+        let ActData::Q8_0(v) = &self.data else {
+            panic!("Q8_0 rows of {:?} activations", self.format);
+        };
+        v.chunks_exact(self.cols / 32).collect()
+    }
+
     /// The format.
     pub fn format(&self) -> ActFormat {
         self.format

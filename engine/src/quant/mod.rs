@@ -516,12 +516,7 @@ impl QMatrix {
         let rows = self.rows;
         let nblocks = self.cols / self.ty.block_len();
         let gbytes = nblocks * packed::group_block_bytes(self.ty);
-        let tokens: Vec<&[act::BlockQ8_0]> = (0..t)
-            .map(|i| match acts.token(i) {
-                act::ActRow::Q8_0(a) => a,
-                _ => unreachable!("packed matrices take Q8_0 activations"),
-            })
-            .collect();
+        let tokens = acts.q8_0_rows();
         assert!(
             rows.is_multiple_of(packed::GROUP),
             "packed rows come in whole groups"
@@ -574,12 +569,7 @@ impl QMatrix {
     #[cfg(target_arch = "x86_64")]
     fn matmul_rows_avx2(&self, acts: &QuantizedActs, out_ptr: SharedOut) {
         let (t, rows) = (acts.tokens(), self.rows);
-        let tokens: Vec<&[act::BlockQ8_0]> = (0..t)
-            .map(|i| match acts.token(i) {
-                act::ActRow::Q8_0(a) => a,
-                _ => unreachable!("Q4_0 and Q8_0 take Q8_0 activations"),
-            })
-            .collect();
+        let tokens = acts.q8_0_rows();
         let tile = tile_rows(rows, t);
         let n_tiles = rows.div_ceil(tile);
         let bytes = self.bytes();
@@ -587,11 +577,9 @@ impl QMatrix {
             let r0 = i * tile;
             let r1 = (r0 + tile).min(rows);
             let mut out = [0f32; 2 * x86_rows::MAX_TOKENS];
-            let mut t0 = 0;
-            while t0 < t {
-                let left = t - t0;
-                let n = left.div_ceil(left.div_ceil(x86_rows::MAX_TOKENS));
-                let toks = &tokens[t0..t0 + n];
+            for run in packed::even_runs(t, x86_rows::MAX_TOKENS) {
+                let (t0, n) = (run.start, run.len());
+                let toks = &tokens[run];
                 let mut r = r0;
                 while r < r1 {
                     let k = (r1 - r).min(2);
@@ -616,7 +604,6 @@ impl QMatrix {
                     }
                     r += k;
                 }
-                t0 += n;
             }
         };
         if n_tiles == 1 || rayon::current_num_threads() == 1 {

@@ -50,6 +50,21 @@ macro_rules! per_count {
 #[cfg(target_arch = "x86_64")]
 pub(super) use per_count;
 
+/// `0..len` in consecutive runs of at most `most`, as even as they can be (20 as 7 + 7 + 6, not
+/// 8 + 8 + 4): a short last run would pay the unpacking of a weight block for few tokens.
+#[cfg(target_arch = "x86_64")]
+pub(super) fn even_runs(len: usize, most: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
+    let mut done = 0;
+    std::iter::from_fn(move || {
+        let left = len - done;
+        (left > 0).then(|| {
+            let n = left.div_ceil(left.div_ceil(most));
+            done += n;
+            done - n..done
+        })
+    })
+}
+
 /// Whether this CPU has kernels for the packed layout (AVX-512 VNNI, or else AVX2).
 #[cfg(target_arch = "x86_64")]
 pub(super) fn kernels_available() -> bool {

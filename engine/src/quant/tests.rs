@@ -280,12 +280,7 @@ fn the_tile_kernel_gives_the_vnni_kernels_bits() {
         for t in [4, 5, 8, 16, 17, 35] {
             let x = values(t * cols, 90 + t as u64);
             let acts = QuantizedActs::quantize(ActFormat::Q8_0, &x, t, cols);
-            let tokens: Vec<&[act::BlockQ8_0]> = (0..t)
-                .map(|i| match acts.token(i) {
-                    act::ActRow::Q8_0(a) => a,
-                    _ => unreachable!(),
-                })
-                .collect();
+            let tokens = acts.q8_0_rows();
             let tiles = acts.tiles();
             let (mut tile, mut vnni) = (vec![f32::NAN; t * rows], vec![f32::NAN; t * rows]);
             for g in 0..rows / 16 {
@@ -330,12 +325,7 @@ fn the_avx2_group_kernel_matches_the_reference_and_the_vnni_bits() {
         for t in [1, 2, 3, 5, 8, 9, 13] {
             let x = values(t * cols, 60 + t as u64);
             let acts = QuantizedActs::quantize(ActFormat::Q8_0, &x, t, cols);
-            let tokens: Vec<&[act::BlockQ8_0]> = (0..t)
-                .map(|i| match acts.token(i) {
-                    act::ActRow::Q8_0(a) => a,
-                    _ => unreachable!(),
-                })
-                .collect();
+            let tokens = acts.q8_0_rows();
             let (mut avx2, mut vnni) = (vec![f32::NAN; t * rows], vec![f32::NAN; t * rows]);
             for g in 0..rows / 16 {
                 let gb = &bytes[g * gbytes..(g + 1) * gbytes];
@@ -412,4 +402,21 @@ fn same_bits_batched_and_alone(rows: usize, fast: bool) {
             }
         }
     }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn token_runs_are_even_and_cover_every_token_once() {
+    let runs = |len, most| {
+        let r: Vec<_> = packed::even_runs(len, most).collect();
+        assert_eq!(r.iter().map(|x| x.len()).sum::<usize>(), len);
+        assert!(r.windows(2).all(|w| w[0].end == w[1].start));
+        r.iter().map(|x| x.len()).collect::<Vec<_>>()
+    };
+    assert_eq!(runs(0, 8), Vec::<usize>::new());
+    assert_eq!(runs(1, 8), [1]);
+    assert_eq!(runs(8, 8), [8]);
+    assert_eq!(runs(9, 8), [5, 4]);
+    assert_eq!(runs(20, 8), [7, 7, 6]);
+    assert_eq!(runs(13, 4), [4, 3, 3, 3]);
 }

@@ -25,7 +25,7 @@
 use std::arch::x86_64::*;
 
 use super::act::BlockQ8_0;
-use super::packed::{group_block_bytes, per_count};
+use super::packed::{even_runs, group_block_bytes, per_count};
 use super::GgmlType;
 
 /// Whether this CPU runs these kernels (AVX2, FMA and F16C; `LFM_NO_SIMD` turns them off).
@@ -60,15 +60,10 @@ pub(super) unsafe fn group_dot(
     stride: usize,
 ) {
     debug_assert!(group.len() >= nblocks * group_block_bytes(ty));
-    let mut done = 0;
-    while done < acts.len() {
-        // Even runs (12 tokens as 6 + 6, not 8 + 4): a short last run pays the unpacking of
-        // the group's weights for few tokens.
-        let left = acts.len() - done;
-        let n = left.div_ceil(left.div_ceil(CHUNK));
-        let a = &acts[done..done + n];
+    for run in even_runs(acts.len(), CHUNK) {
         // SAFETY: caller's contract.
-        let o = unsafe { out.add(done * stride) };
+        let o = unsafe { out.add(run.start * stride) };
+        let (n, a) = (run.len(), &acts[run]);
         // SAFETY: forwarded from the caller.
         unsafe {
             per_count!(
@@ -78,7 +73,6 @@ pub(super) unsafe fn group_dot(
                 1 2 3 4 5 6 7 8
             )
         }
-        done += n;
     }
 }
 
